@@ -1,0 +1,141 @@
+"""The one exception tree of datatrust, and the one error shape each surface returns.
+
+::
+
+    DatatrustError
+    ├── CallerError                 the caller did something wrong (4xx)
+    │   ├── SettingsError           a setting is unknown, mistyped or missing
+    │   ├── PurposeError            no purpose, or one the register does not know
+    │   │   ├── PurposeMissing
+    │   │   └── PurposeUnknown
+    │   ├── QueryError              a GraphQL document that does not parse or validate
+    │   └── AccessDenied            policy refused this purpose for what was asked (403)
+    └── SourceError                 a source or peer did something wrong (5xx)
+        ├── RecordError             one input record cannot be read (it is quarantined)
+        ├── PeerError               another node did not answer, or answered nonsense
+        ├── StoreError              the node's database is unreachable or not migrated
+        └── PortInUse               a port the trust needs is taken by something else
+
+Every error carries a stable ``code`` (GraphQL ``extensions.code``, and the name of its
+page in ``docs/errors.md``) and an HTTP ``status_hint``. Caller errors are kept apart from
+source errors, as h11 keeps LocalProtocolError apart from RemoteProtocolError, so a
+server can answer 4xx or 5xx without guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AccessDenied",
+    "CallerError",
+    "DatatrustError",
+    "PeerError",
+    "PortInUse",
+    "PurposeError",
+    "PurposeMissing",
+    "PurposeUnknown",
+    "QueryError",
+    "RecordError",
+    "SettingsError",
+    "SourceError",
+    "StoreError",
+    "graphql_error",
+]
+
+
+class DatatrustError(Exception):
+    """Root of every error datatrust raises on purpose."""
+
+    code = "INTERNAL"
+    status_hint = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class CallerError(DatatrustError):
+    code = "BAD_REQUEST"
+    status_hint = 400
+
+
+class SettingsError(CallerError):
+    code = "BAD_SETTING"
+
+
+class PurposeError(CallerError):
+    code = "PURPOSE_INVALID"
+
+
+class PurposeMissing(PurposeError):
+    code = "PURPOSE_MISSING"
+
+
+class PurposeUnknown(PurposeError):
+    code = "PURPOSE_UNKNOWN"
+
+
+class QueryError(CallerError):
+    code = "GRAPHQL_VALIDATION_FAILED"
+
+
+class AccessDenied(CallerError):
+    code = "ACCESS_DENIED"
+    status_hint = 403
+
+
+class SourceError(DatatrustError):
+    code = "SOURCE_ERROR"
+    status_hint = 502
+
+
+class RecordError(SourceError):
+    """One record of a source cannot be read; ``location`` says where it is."""
+
+    code = "BAD_RECORD"
+    status_hint = 422
+
+    def __init__(self, message: str, *, location: str, **details: Any) -> None:
+        super().__init__(f"{location}: {message}", location=location, **details)
+        self.reason = message
+        self.location = location
+
+
+class PeerError(SourceError):
+    code = "NODE_UNAVAILABLE"
+    status_hint = 502
+
+
+class StoreError(SourceError):
+    code = "STORE_UNAVAILABLE"
+    status_hint = 503
+
+
+class PortInUse(SourceError):
+    code = "PORT_IN_USE"
+    status_hint = 500
+
+
+def graphql_error(error: DatatrustError, *, path: list[str | int] | None = None) -> dict[str, Any]:
+    """The one GraphQL error object every surface returns for a datatrust error.
+
+    The message is always the error's own words (a denial's reason is never hidden) and
+    ``extensions`` carries the stable code plus any details that name where it happened.
+    """
+    body: dict[str, Any] = {
+        "message": error.message,
+        "extensions": {"code": error.code, **_jsonable(error.details)},
+    }
+    if path is not None:
+        body["path"] = path
+    return body
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value if isinstance(value, str | int | float | bool | list | dict) else str(value)
+        for key, value in details.items()
+        if value is not None
+    }
