@@ -7,4 +7,6 @@ entity lookups batched into one ``_entities`` call per node per step, and merges
 answers, forwarding the caller's purpose and never adding privileges of its own.
 """
 
-__all__: list[str] = []
+from datatrust.federation._access import METADATA_FIELDS, OperationAccess, operation_access
+
+__all__ = ["METADATA_FIELDS", "OperationAccess", "operation_access"]

@@ -7,4 +7,19 @@ nothing is ever silently dropped. Files, HTTP webhooks and MQTT subscriptions ar
 sources.
 """
 
-__all__: list[str] = []
+from datatrust.ingest._formats import FORMATS, SourceFormat, source_format
+from datatrust.ingest._load import write_rows
+from datatrust.ingest._pipeline import IngestReport, ingest_file
+from datatrust.ingest._pseudonymise import Pseudonymiser
+from datatrust.ingest._rows import rows_of
+
+__all__ = [
+    "FORMATS",
+    "IngestReport",
+    "Pseudonymiser",
+    "SourceFormat",
+    "ingest_file",
+    "rows_of",
+    "source_format",
+    "write_rows",
+]

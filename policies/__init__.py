@@ -7,4 +7,22 @@ the engines that evaluate them are adapters behind one interface, so a node can 
 embedded or against an external OPA and decide the same way.
 """
 
-__all__: list[str] = []
+from datatrust.policies._enforcement import (
+    AccessRequest,
+    DataUsePolicy,
+    Permit,
+    Requester,
+    decide,
+    describe_fields,
+    skeleton_policy,
+)
+
+__all__ = [
+    "AccessRequest",
+    "DataUsePolicy",
+    "Permit",
+    "Requester",
+    "decide",
+    "describe_fields",
+    "skeleton_policy",
+]

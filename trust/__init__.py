@@ -6,4 +6,16 @@ console. Everything here is about the rules and the accounting of data use, neve
 agency's operational data itself.
 """
 
-__all__: list[str] = []
+from datatrust.trust._audit import AuditEntry, append_audit_entry, verify_audit_chain
+from datatrust.trust._keys import load_or_create_key
+from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
+
+__all__ = [
+    "AuditEntry",
+    "Purpose",
+    "PurposeRegister",
+    "append_audit_entry",
+    "demo_purpose_register",
+    "load_or_create_key",
+    "verify_audit_chain",
+]

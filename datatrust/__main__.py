@@ -1,0 +1,5 @@
+"""``python -m datatrust`` runs the command line."""
+
+from datatrust.cli import main
+
+main()

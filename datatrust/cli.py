@@ -1,0 +1,288 @@
+"""The ``datatrust`` command line.
+
+Every command that acts on a local trust takes ``--data-dir`` with the same default as
+``up`` (``./.datatrust``). Errors are printed as one plain sentence naming the problem,
+with a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from datatrust._demo_trust import DEMO_NODES, example_curl
+from datatrust.errors import DatatrustError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="datatrust: a federated data trust for UK public services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+serve_app = typer.Typer(help="Run one process of a trust (used by `up` and by deployments).")
+app.add_typer(serve_app, name="serve")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", help="Data directory of the trust.", envvar="DATATRUST_DATA_DIR"),
+]
+DEFAULT_DATA_DIR = Path(".datatrust")
+
+
+def main() -> None:
+    try:
+        app()
+    except DatatrustError as error:
+        err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        sys.exit(2)
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Address every process listens on.")] = "127.0.0.1",
+    base_port: Annotated[
+        int, typer.Option(help="Gateway port; nodes listen on the next three ports.")
+    ] = 8400,
+) -> None:
+    """Run a whole trust on this machine: three agency nodes and the gateway."""
+    from datatrust import _prepare, _runner
+
+    started = time.perf_counter()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    running = _runner.read_run_file(data_dir)
+    if running and _runner.is_trust_running(running):
+        raise DatatrustError(
+            f"a trust is already running from {data_dir} (gateway {running['gateway']}); "
+            "stop it first or use another --data-dir"
+        )
+    ports = {"gateway": base_port} | {n.node_id: base_port + n.port_offset for n in DEMO_NODES}
+    for name, port in ports.items():
+        _runner.check_port_free(host, port, f"{name} node" if name != "gateway" else "gateway")
+
+    runner = _runner.TrustRunner(data_dir)
+    runner.install_signal_handlers()
+    try:
+        node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner)
+        gateway_url = f"http://{host}:{ports['gateway']}/graphql"
+        run_path = runner.write_run_file({"gateway": gateway_url, "nodes": node_urls})
+        _print_endpoints(gateway_url, node_urls, run_path, time.perf_counter() - started)
+
+        def on_child_exit(child: _runner.ChildProcess, code: int) -> None:
+            err_console.print(
+                f"[bold red]{child.name} stopped unexpectedly (status {code}); "
+                f"stopping the trust.[/] End of {child.log_path}:\n{child.log_tail()}",
+                highlight=False,
+            )
+            runner.stop_requested.set()
+            raise typer.Exit(1)
+
+        runner.watch(on_child_exit)
+        console.print("Stopping the trust...")
+    except KeyboardInterrupt:
+        console.print("Interrupted; stopping the trust...")
+    finally:
+        runner.stop_all()
+    console.print("Stopped.")
+
+
+def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prepare, _runner):
+    from datatrust.settings import load_settings, NodeSettings
+
+    sources = _prepare.write_demo_files(data_dir)
+    config_dir = data_dir / "config"
+    config_dir.mkdir(exist_ok=True)
+    node_children = []
+    node_urls: dict[str, str] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        for node in DEMO_NODES:
+            config = config_dir / f"{node.node_id}.toml"
+            config.write_text(
+                f'node_id = "{node.node_id}"\nagency = "{node.agency}"\n'
+                f'host = "{host}"\nport = {ports[node.node_id]}\n'
+                f'data_dir = "{data_dir.as_posix()}"\n',
+                encoding="utf-8",
+            )
+            settings = load_settings(NodeSettings, toml_path=config, environ={})
+            files = sources[node.node_id]
+            task = progress.add_task(f"{node.node_id}: ingest demo sources", total=None)
+            report = _prepare.prepare_demo_node(
+                data_dir,
+                node.node_id,
+                settings.effective_database_url,
+                files,
+                on_progress=lambda n, task=task: progress.advance(task, n),
+            )
+            loaded = sum(r.records_loaded for r in report.reports)
+            skipped = sum(1 for r in report.reports if r.status == "skipped")
+            progress.update(
+                task,
+                total=progress.tasks[task].completed or 1,
+                completed=progress.tasks[task].completed or 1,
+                description=f"{node.node_id}: {loaded} records loaded, "
+                f"{skipped} of {len(files)} files already loaded",
+            )
+            child = _runner.ChildProcess(
+                name=f"{node.node_id} node",
+                argv=_runner.serve_argv("node", config),
+                ready_url=f"http://{host}:{ports[node.node_id]}/readyz",
+                log_path=data_dir / "logs" / f"{node.node_id}.log",
+            )
+            runner.start(child)
+            node_children.append(child)
+            node_urls[node.node_id] = f"http://{host}:{ports[node.node_id]}/graphql"
+    runner.wait_ready(node_children)
+
+    gateway_config = config_dir / "gateway.toml"
+    lines = [f'host = "{host}"', f"port = {ports['gateway']}", f'data_dir = "{data_dir.as_posix()}"']
+    lines.append("[nodes]")
+    lines += [f'"{name}" = "{url}"' for name, url in node_urls.items()]
+    gateway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gateway = _runner.ChildProcess(
+        name="gateway",
+        argv=_runner.serve_argv("gateway", gateway_config),
+        ready_url=f"http://{host}:{ports['gateway']}/readyz",
+        log_path=data_dir / "logs" / "gateway.log",
+    )
+    runner.start(gateway)
+    runner.wait_ready([gateway])
+    return node_urls
+
+
+def _print_endpoints(gateway_url: str, nodes: dict[str, str], run_path: Path, seconds: float) -> None:
+    table = Table(title=f"datatrust is up (ready in {seconds:.1f} s)", show_lines=False)
+    table.add_column("part")
+    table.add_column("GraphQL endpoint")
+    table.add_row("gateway", gateway_url)
+    for name, url in nodes.items():
+        table.add_row(f"{name} node", url)
+    console.print(table)
+    console.print(f"run.json: {run_path}")
+    console.print("Try the example query (service planning, all three agencies):")
+    print(example_curl(gateway_url), flush=True)
+    console.print("Press Ctrl-C to stop.")
+
+
+@app.command()
+def status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Show which parts of the local trust are up, from run.json."""
+    from datatrust import _runner
+
+    run = _runner.read_run_file(data_dir.resolve())
+    if run is None:
+        err_console.print(
+            f"No trust is running from {data_dir.resolve()} (no run.json). "
+            "Start one with: datatrust up"
+        )
+        raise typer.Exit(1)
+    parts = {"gateway": run["gateway"]} | {f"{k} node": v for k, v in run["nodes"].items()}
+    table = Table(title=f"datatrust in {data_dir.resolve()}")
+    table.add_column("part")
+    table.add_column("endpoint")
+    table.add_column("state")
+    all_up = True
+    with httpx.Client(timeout=2.0) as client:
+        for name, url in parts.items():
+            try:
+                response = client.get(_runner.health_url(url).replace("/healthz", "/readyz"))
+                state = "ready" if response.status_code == 200 else f"not ready ({response.status_code})"
+            except httpx.HTTPError as error:
+                state = f"down ({type(error).__name__})"
+            all_up &= state == "ready"
+            table.add_row(name, url, state)
+    console.print(table)
+    if not all_up:
+        raise typer.Exit(1)
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file.", envvar="DATATRUST_CONFIG"),
+]
+
+
+@serve_app.command("node")
+def serve_node(config: ConfigOption = None) -> None:
+    """Serve one agency node (subgraph, health, readiness, metrics)."""
+    import uvicorn
+
+    from datatrust.node import create_node_app
+    from datatrust.settings import NodeSettings, load_settings
+
+    settings = load_settings(NodeSettings, toml_path=config)
+    uvicorn.run(
+        create_node_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    )
+
+
+@serve_app.command("gateway")
+def serve_gateway(config: ConfigOption = None) -> None:
+    """Serve the gateway in front of the nodes listed in its settings."""
+    import uvicorn
+
+    from datatrust.gateway import create_trust_gateway
+    from datatrust.settings import GatewaySettings, load_settings
+
+    settings = load_settings(GatewaySettings, toml_path=config)
+    uvicorn.run(
+        create_trust_gateway(settings), host=settings.host, port=settings.port, log_level="warning"
+    )
+
+
+@app.command()
+def ingest(
+    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="Source format.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", exists=True, dir_okay=False)],
+    node: Annotated[str, typer.Option(help="Node whose store receives the data.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database_url: Annotated[
+        str | None, typer.Option(help="Store URL; default: the node's SQLite file.")
+    ] = None,
+) -> None:
+    """Load source files into a node's store (see the formats below)."""
+    from datatrust._prepare import node_pseudonymiser
+    from datatrust.ingest import ingest_file, source_format
+    from datatrust.settings import NodeSettings, load_settings
+    from datatrust.store import create_store_engine, migrate
+
+    data_dir = data_dir.resolve()
+    settings = load_settings(
+        NodeSettings, environ={}, node_id=node, agency=node, data_dir=data_dir,
+        database_url=database_url,
+    )
+    chosen = source_format(format_name, node_id=settings.node_id)
+    engine = create_store_engine(settings.effective_database_url)
+    migrate(engine)
+    pseudonymiser = node_pseudonymiser(data_dir, settings.node_id)
+    quarantined = 0
+    for path in paths:
+        report = ingest_file(engine, path, chosen, pseudonymiser)
+        quarantined += report.records_quarantined
+        console.print(
+            f"{path}: {report.status}, {report.records_loaded} records loaded, "
+            f"{report.records_quarantined} quarantined",
+            highlight=False,
+        )
+    engine.dispose()
+    if quarantined:
+        raise typer.Exit(1)

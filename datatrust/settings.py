@@ -1,0 +1,153 @@
+"""One typed settings object per process, read from the environment and a TOML file.
+
+Each setting is declared once, as a pydantic field with its type, default and help; the
+CLI help and ``docs/settings.md`` are derived from those declarations. Precedence, highest
+first: explicit overrides (CLI flags), environment variables ``DATATRUST_<NAME>``, the TOML
+file, the default. Unknown keys are refused by name, in the file and in the environment,
+so a typo never silently falls back to a default. The environment is a parameter, so tests
+never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
+
+from datatrust.errors import SettingsError
+
+__all__ = [
+    "ENV_PREFIX",
+    "GatewaySettings",
+    "NodeSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "DATATRUST_"
+# Environment variables with our prefix that are not settings of any one process.
+_ENV_NOT_SETTINGS = frozenset({"DATATRUST_CONFIG"})
+
+NODE_IDS = ("council", "health", "social-care")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address to listen on (loopback by default).")
+    port: int = Field(8400, ge=0, le=65535, description="TCP port to listen on.")
+    data_dir: Path = Field(
+        Path(".datatrust"), description="Directory for databases, keys, demo sources, run.json."
+    )
+
+
+class NodeSettings(_Settings):
+    """Settings of one agency node process."""
+
+    node_id: Literal["council", "health", "social-care"] = Field(
+        description="Which member node this process is."
+    )
+    agency: str = Field(description="The agency (data controller) that runs this node.")
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the node's store; default: a SQLite file "
+            "<data_dir>/<node_id>.db. Use postgresql+psycopg://... for PostgreSQL."
+        ),
+    )
+    database_password_file: Path | None = Field(
+        None,
+        description=(
+            "File holding the database password (a mounted secret), added to database_url "
+            "so the password never appears in settings or the environment."
+        ),
+    )
+    policy_engine: Literal["embedded"] = Field(
+        "embedded", description="Which policy engine decides data use (embedded: in process)."
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            if self.database_password_file is None:
+                return self.database_url
+            password = self.database_password_file.read_text(encoding="utf-8").strip()
+            url = make_url(self.database_url).set(password=password)
+            return url.render_as_string(hide_password=False)
+        return f"sqlite:///{(self.data_dir / f'{self.node_id}.db').resolve()}"
+
+
+class GatewaySettings(_Settings):
+    """Settings of the gateway process."""
+
+    nodes: dict[str, str] = Field(
+        default_factory=dict, description="Member nodes: node id -> GraphQL endpoint URL."
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, description="How long to wait for one node's answer before reporting it."
+    )
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load_settings(
+    cls: type[S],
+    *,
+    toml_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> S:
+    """Build ``cls`` from defaults < TOML file < environment < overrides.
+
+    Raises SettingsError naming the key and its source when a key is unknown or a value
+    does not fit its type.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        values.update(_read_toml(cls, toml_path))
+    values.update(_read_environ(cls, environ))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise SettingsError(f"invalid {cls.__name__}: {problems}") from error
+
+
+def _read_toml(cls: type[_Settings], path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise SettingsError(f"settings file {path} does not exist") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"settings file {path} is not valid TOML: {error}") from error
+    unknown = sorted(set(data) - set(cls.model_fields))
+    if unknown:
+        raise SettingsError(
+            f"unknown setting {unknown[0]!r} in {path}; "
+            f"{cls.__name__} knows: {', '.join(sorted(cls.model_fields))}"
+        )
+    return data
+
+
+def _read_environ(cls: type[_Settings], environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
+            continue
+        key = name.removeprefix(ENV_PREFIX).lower()
+        if key not in cls.model_fields:
+            raise SettingsError(
+                f"unknown setting in environment variable {name}; "
+                f"{cls.__name__} knows: {', '.join(sorted(cls.model_fields))}"
+            )
+        values[key] = raw
+    return values

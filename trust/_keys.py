@@ -1,0 +1,30 @@
+"""Secret keys generated at first run and kept in the data directory, never in the repo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["load_or_create_key"]
+
+KEY_BYTES = 32
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Read the key at ``path``, creating it (mode 0600) with fresh random bytes if absent.
+
+    Creation uses O_EXCL so two processes starting together agree on one key.
+    """
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(KEY_BYTES))
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
