@@ -7,4 +7,63 @@ record it cannot read. Adapters never touch a database, the network or a clock, 
 be tested on captured traffic alone and reused by every ingest source.
 """
 
-__all__: list[str] = []
+from ._cld import CLD_COLUMNS, LOCAL_LSOA_COLUMN, read_cld_csv
+from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, decode_am308, decode_vs350
+from ._common import Output
+from ._fhir import LSOA_EXTENSION_URL, NHS_NUMBER_SYSTEM, read_fhir_bundle
+from ._formats import FORMATS, Reader
+from ._freeradius import read_freeradius_detail
+from ._inventory import (
+    ACCESS_POINT_COLUMNS,
+    SENSOR_COLUMNS,
+    read_access_point_inventory_csv,
+    read_sensor_inventory_csv,
+)
+from ._records import (
+    AccessPointDevice,
+    CareEvent,
+    Encounter,
+    InvalidField,
+    Patient,
+    Record,
+    SensorDevice,
+    SensorUplink,
+    WifiAccounting,
+    is_valid_nhs_number,
+    normalise_mac,
+)
+from ._things_stack import read_things_stack_uplinks
+
+__all__ = [
+    "ACCESS_POINT_COLUMNS",
+    "CLD_COLUMNS",
+    "CODECS",
+    "FORMATS",
+    "LOCAL_LSOA_COLUMN",
+    "LSOA_EXTENSION_URL",
+    "MEASUREMENT_UNITS",
+    "NHS_NUMBER_SYSTEM",
+    "SENSOR_COLUMNS",
+    "AccessPointDevice",
+    "CareEvent",
+    "Codec",
+    "Encounter",
+    "InvalidField",
+    "Output",
+    "Patient",
+    "Reader",
+    "Record",
+    "SensorDevice",
+    "SensorUplink",
+    "WifiAccounting",
+    "decode_am308",
+    "decode_vs350",
+    "is_valid_nhs_number",
+    "normalise_mac",
+    "read_access_point_inventory_csv",
+    "read_cld_csv",
+    "read_fhir_bundle",
+    "read_freeradius_detail",
+    "read_sensor_inventory_csv",
+    "read_things_stack_uplinks",
+]

@@ -102,7 +102,9 @@ class TrustRunner:
         self.children.append(child)
         child.start(self.child_env())
 
-    def wait_ready(self, children: list[ChildProcess], timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def wait_ready(
+        self, children: list[ChildProcess], timeout: float = READY_TIMEOUT_SECONDS
+    ) -> None:
         """Block until every child's readiness URL answers 200; fail fast if one dies."""
         deadline = time.monotonic() + timeout
         pending = list(children)
@@ -181,4 +183,3 @@ def is_trust_running(run: dict) -> bool:
 
 def health_url(graphql_url: str) -> str:
     return graphql_url.removesuffix("/graphql") + "/healthz"
-

@@ -100,7 +100,7 @@ def up(
 
 
 def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prepare, _runner):
-    from datatrust.settings import load_settings, NodeSettings
+    from datatrust.settings import NodeSettings, load_settings
 
     sources = _prepare.write_demo_files(data_dir)
     config_dir = data_dir / "config"
@@ -154,7 +154,11 @@ def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prep
     runner.wait_ready(node_children)
 
     gateway_config = config_dir / "gateway.toml"
-    lines = [f'host = "{host}"', f"port = {ports['gateway']}", f'data_dir = "{data_dir.as_posix()}"']
+    lines = [
+        f'host = "{host}"',
+        f"port = {ports['gateway']}",
+        f'data_dir = "{data_dir.as_posix()}"',
+    ]
     lines.append("[nodes]")
     lines += [f'"{name}" = "{url}"' for name, url in node_urls.items()]
     gateway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -169,7 +173,9 @@ def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prep
     return node_urls
 
 
-def _print_endpoints(gateway_url: str, nodes: dict[str, str], run_path: Path, seconds: float) -> None:
+def _print_endpoints(
+    gateway_url: str, nodes: dict[str, str], run_path: Path, seconds: float
+) -> None:
     table = Table(title=f"datatrust is up (ready in {seconds:.1f} s)", show_lines=False)
     table.add_column("part")
     table.add_column("GraphQL endpoint")
@@ -205,7 +211,11 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
         for name, url in parts.items():
             try:
                 response = client.get(_runner.health_url(url).replace("/healthz", "/readyz"))
-                state = "ready" if response.status_code == 200 else f"not ready ({response.status_code})"
+                state = (
+                    "ready"
+                    if response.status_code == 200
+                    else f"not ready ({response.status_code})"
+                )
             except httpx.HTTPError as error:
                 state = f"down ({type(error).__name__})"
             all_up &= state == "ready"
@@ -267,7 +277,11 @@ def ingest(
 
     data_dir = data_dir.resolve()
     settings = load_settings(
-        NodeSettings, environ={}, node_id=node, agency=node, data_dir=data_dir,
+        NodeSettings,
+        environ={},
+        node_id=node,
+        agency=node,
+        data_dir=data_dir,
         database_url=database_url,
     )
     chosen = source_format(format_name, node_id=settings.node_id)

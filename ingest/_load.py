@@ -41,7 +41,15 @@ _CONFLICT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "wifi_session": (("unique_session_id",), ()),
 }
 # Parents first: encounters take their area from the person row.
-_ORDER = ("sensor", "access_point", "person", "reading", "encounter", "care_episode", "wifi_session")
+_ORDER = (
+    "sensor",
+    "access_point",
+    "person",
+    "reading",
+    "encounter",
+    "care_episode",
+    "wifi_session",
+)
 
 
 def write_rows(connection: Connection, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
@@ -53,7 +61,7 @@ def write_rows(connection: Connection, rows: dict[str, list[dict[str, Any]]]) ->
             continue
         if table == "encounter":
             _fill_encounter_areas(connection, batch)
-        connection.execute(_upsert(connection, table, _dedupe(table, batch)))
+        connection.execute(_upsert(connection, table), _dedupe(table, batch))
         written[table] = len(batch)
     return written
 
@@ -67,11 +75,12 @@ def _dedupe(table: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-def _upsert(connection: Connection, table: str, batch: list[dict[str, Any]]):
+def _upsert(connection: Connection, table: str):
+    """INSERT ... ON CONFLICT for ``table``, run as executemany (batched by SQLAlchemy)."""
     model = _TABLES[table]
     dialect = connection.dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(model.__table__).values(batch)
+    statement = insert(model.__table__)
     keys, updates = _CONFLICT[table]
     if table == "wifi_session":
         return statement.on_conflict_do_update(

@@ -78,7 +78,11 @@ def ingest_file(
             quarantined += len(errors)
             on_progress(len(chunk))
     except DatatrustError as error:
-        whole = error if isinstance(error, RecordError) else RecordError(error.message, location=path.name)
+        whole = (
+            error
+            if isinstance(error, RecordError)
+            else RecordError(error.message, location=path.name)
+        )
         with engine.begin() as connection:
             connection.execute(
                 insert(QuarantinedRecord), [_quarantine_row(whole, source, source_format.name)]

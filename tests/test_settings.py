@@ -34,7 +34,8 @@ def test_an_unknown_key_in_the_toml_file_is_refused_by_name(tmp_path):
 
 
 def test_an_unknown_environment_variable_with_our_prefix_is_refused_by_name():
-    with pytest.raises(SettingsError, match="unknown setting in environment variable DATATRUST_PROT"):
+    expected = "unknown setting in environment variable DATATRUST_PROT"
+    with pytest.raises(SettingsError, match=expected):
         load_settings(GatewaySettings, environ={"DATATRUST_PROT": "1"})
 
 

@@ -18,6 +18,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
+from strawberry.federation.schema import FederationAny
 
 from datatrust.errors import AccessDenied
 from datatrust.policies import Permit
@@ -86,7 +87,9 @@ class SubgraphSchema(strawberry.federation.Schema):
         super().__init__(federation_version=FEDERATION_VERSION, **kwargs)
         self._entity_keys = {
             definition.name: {
-                key.fields for key in getattr(definition, "directives", []) if hasattr(key, "fields")
+                key.fields
+                for key in getattr(definition, "directives", [])
+                if hasattr(key, "fields")
             }
             for definition in (
                 getattr(t, "__strawberry_definition__", None) for t in kwargs.get("types", ())
@@ -94,7 +97,9 @@ class SubgraphSchema(strawberry.federation.Schema):
             if definition is not None
         }
 
-    def entities_resolver(self, info: strawberry.Info, representations: list[Any]) -> list[Any]:
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
         results: list[Any] = []
         for index, representation in enumerate(representations):
             problem = self._representation_problem(representation)

@@ -69,7 +69,7 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
         raise QueryError("request body must be a JSON object with a 'query' string")
     query = payload.get("query")
     if not isinstance(query, str) or not query.strip():
-        raise QueryError("request has no 'query': send {\"query\": \"{ ... }\"}")
+        raise QueryError('request has no \'query\': send {"query": "{ ... }"}')
     variables = payload.get("variables") or {}
     if not isinstance(variables, dict):
         raise QueryError("'variables' must be a JSON object")
@@ -201,9 +201,10 @@ def _parse(query: str):
     try:
         return parse(query, max_tokens=10_000)
     except GraphQLSyntaxError as error:
-        raise QueryError(f"query does not parse: {error.message}", locations=[
-            {"line": loc.line, "column": loc.column} for loc in (error.locations or [])
-        ]) from error
+        raise QueryError(
+            f"query does not parse: {error.message}",
+            locations=[{"line": loc.line, "column": loc.column} for loc in (error.locations or [])],
+        ) from error
 
 
 def _validation_error(error: GraphQLError) -> dict[str, Any]:

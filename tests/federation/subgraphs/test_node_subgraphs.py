@@ -1,0 +1,184 @@
+"""Each node's subgraph through its real Starlette app, on a store loaded through ingest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, select
+
+from datatrust import _prepare
+from datatrust.demo import coventry_lsoas
+from datatrust.node import create_node_app
+from datatrust.settings import NodeSettings, load_settings
+from datatrust.store import AuditEvent, create_store_engine
+from datatrust.trust import verify_audit_chain
+from tests.asgi_client import app_client
+
+HEALTH_SDL = '''\
+schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"]) {
+  query: Query
+}
+
+"""An ONS 2021 Lower layer Super Output Area."""
+type Area @key(fields: "code") {
+  code: ID!
+
+  """Encounters (FHIR R4) of the area's residents in the period."""
+  encounterCount(since: Date = null, until: Date = null): Int!
+}
+
+"""Date (isoformat)"""
+scalar Date
+
+type Query {
+  _entities(representations: [_Any!]!): [_Entity]!
+  _service: _Service!
+}
+
+scalar _Any
+
+union _Entity = Area
+
+type _Service {
+  sdl: String!
+}'''
+
+ENTITIES = (
+    "query($r: [_Any!]!) { _entities(representations: $r) { ... on Area { code encounterCount } } }"
+)
+
+
+@pytest.fixture(scope="module")
+def health(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("health")
+    sources = _prepare.write_demo_files(data_dir)
+    settings = load_settings(
+        NodeSettings, environ={}, node_id="health", agency="NHS", data_dir=data_dir
+    )
+    _prepare.prepare_demo_node(
+        data_dir, "health", settings.effective_database_url, sources["health"]
+    )
+    with app_client(create_node_app(settings)) as client:
+        client.settings = settings
+        yield client
+
+
+def graphql(client, query, purpose="service-planning", variables=None):
+    headers = {"Purpose": purpose} if purpose else {}
+    return client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+
+
+def test_the_subgraph_publishes_its_federation_2_7_sdl_without_a_purpose(health):
+    response = graphql(health, "{ _service { sdl } }", purpose=None)
+    assert response.status_code == 200
+    assert response.json()["data"]["_service"]["sdl"] == HEALTH_SDL
+
+
+def test_entities_for_many_areas_cost_one_store_query(health):
+    engine = create_store_engine(health.settings.effective_database_url)
+    codes = [lsoa.code for lsoa in coventry_lsoas()][:20]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM encounter" in statement:
+            statements.append(statement)
+
+    # The node's own engine is separate; listen on every engine of the process.
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        response = graphql(
+            health, ENTITIES, variables={"r": [{"__typename": "Area", "code": c} for c in codes]}
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    entities = response.json()["data"]["_entities"]
+    assert [e["code"] for e in entities] == codes
+    assert sum(e["encounterCount"] for e in entities) > 0
+    assert len(statements) == 1
+    engine.dispose()
+
+
+def test_a_bad_representation_fails_alone_and_the_others_are_answered(health):
+    representations = [
+        {"__typename": "Area", "code": "E01009522"},
+        {"__typename": "Hospital", "code": "RKB"},
+        {"__typename": "Area", "code": "E01009522", "extra": 1},
+        {"__typename": "Area", "code": "not-a-code"},
+    ]
+    body = graphql(health, ENTITIES, variables={"r": representations}).json()
+    entities = body["data"]["_entities"]
+    assert entities[0]["code"] == "E01009522"
+    assert entities[1:] == [None, None, None]
+    messages = {tuple(e["path"]): e["message"] for e in body["errors"]}
+    assert messages == {
+        ("_entities", 1): "representations[1]: unknown entity type 'Hospital'; "
+        "this subgraph resolves: Area",
+        ("_entities", 2): "representations[2]: Area is looked up by exactly its key (code); "
+        "got fields code, extra",
+        ("_entities", 3): "representations[3]: Area.code 'not-a-code' is not a GSS "
+        "small-area code such as E01009522",
+    }
+
+
+def test_every_decision_is_in_the_audit_ledger_and_the_chain_verifies(health):
+    engine = create_store_engine(health.settings.effective_database_url)
+    with engine.connect() as connection:
+        before = len(connection.execute(select(AuditEvent.seq)).all())
+    graphql(health, ENTITIES, purpose="research", variables={"r": []})
+    graphql(health, ENTITIES, variables={"r": [{"__typename": "Area", "code": "E01009522"}]})
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                AuditEvent.outcome, AuditEvent.purpose, AuditEvent.code, AuditEvent.fields
+            ).order_by(AuditEvent.seq)
+        ).all()[before:]
+    assert [tuple(r) for r in rows] == [
+        (
+            "deny",
+            "research",
+            "ACCESS_DENIED",
+            '["Area.code", "Area.encounterCount", "Query._entities"]',
+        ),
+        (
+            "permit",
+            "service-planning",
+            "OK",
+            '["Area.code", "Area.encounterCount", "Query._entities"]',
+        ),
+    ]
+    checked, broken = verify_audit_chain(engine)
+    assert broken is None
+    assert checked >= 2
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "request body is not JSON"),
+        (b"[]", "request body must be a JSON object"),
+        (b'{"query": ""}', "request has no 'query'"),
+        (b'{"query": "{ nope }"}', "Cannot query field 'nope' on type 'Query'."),
+        (b'{"query": "{ _entities("}', "query does not parse"),
+    ],
+)
+def test_a_bad_request_gets_400_with_the_problem_named_never_500(health, body, message):
+    response = health.post("/graphql", content=body, headers={"Purpose": "service-planning"})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert message in error["message"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_health_readiness_and_metrics_answer(health):
+    assert health.get("/healthz").json() == {"status": "ok", "node": "health"}
+    assert health.get("/readyz").json() == {"status": "ready", "node": "health"}
+    metrics = health.get("/metrics").text
+    assert (
+        'datatrust_graphql_requests_total{component="node:health",outcome="denied",purpose="research"}'
+        in metrics
+    )

@@ -1,0 +1,73 @@
+import time
+from collections import Counter
+from pathlib import Path
+
+from datatrust.adapters import FORMATS
+from datatrust.demo import coventry_lsoas, write_demo_sources
+from datatrust.errors import RecordError
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_the_same_seed_writes_byte_identical_files_quickly(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    first = write_demo_sources(tmp_path / "a")
+    elapsed = time.perf_counter() - started
+    write_demo_sources(tmp_path / "b")
+
+    assert _contents(tmp_path / "a") == _contents(tmp_path / "b")
+    assert elapsed < 3
+    assert list(first) == ["council", "health", "social-care"]
+    assert [name for name, _ in first["council"]] == [
+        "sensor-inventory",
+        "things-stack-uplinks",
+        "access-point-inventory",
+        "freeradius-detail",
+    ]
+
+
+def test_another_seed_writes_different_files(tmp_path: Path) -> None:
+    write_demo_sources(tmp_path / "a", seed=1)
+    write_demo_sources(tmp_path / "b", seed=2)
+
+    assert _contents(tmp_path / "a") != _contents(tmp_path / "b")
+
+
+def test_every_generated_file_parses_through_its_adapter_with_no_errors(tmp_path: Path) -> None:
+    sources = write_demo_sources(tmp_path)
+    counts: Counter[str] = Counter()
+    lsoas = {lsoa.code for lsoa in coventry_lsoas()}
+
+    for files in sources.values():
+        for format_name, path in files:
+            for record in FORMATS[format_name](path.read_bytes(), path.name):
+                assert not isinstance(record, RecordError), record
+                counts[type(record).__name__] += 1
+                area = getattr(record, "lsoa_code", None)
+                assert area is None or area in lsoas
+
+    assert counts["SensorDevice"] == 30
+    assert counts["SensorUplink"] == 30 * 7 * 24 * 4
+    assert counts["AccessPointDevice"] == 20
+    assert 2_500 <= counts["WifiAccounting"] <= 3_500
+    assert counts["Patient"] == 1_000
+    assert 1_000 <= counts["Encounter"] <= 4_000
+    assert counts["CareEvent"] == 600
+    uplinks = dict(sources["council"])["things-stack-uplinks"].read_text("utf-8").splitlines()
+    air = [line for line in uplinks if '"model_id": "am308"' in line]
+    assert 0 < sum('"decoded_payload"' in line for line in air) < len(air)
+
+
+def test_coventry_lsoas_are_real_2021_codes_with_coventry_names() -> None:
+    lsoas = coventry_lsoas()
+
+    assert len(lsoas) == 203
+    assert lsoas[0].code == "E01009522"
+    assert lsoas[0].name == "Coventry 014A"
+    assert all(lsoa.code.startswith("E01") and lsoa.name.startswith("Coventry ") for lsoa in lsoas)
