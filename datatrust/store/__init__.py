@@ -1,1 +1,54 @@
-"""(placeholder, filled by its owner)"""
+"""The node store: one agency node's database, its tables, engines and migrations.
+
+It owns the node's canonical records (sensors and readings, WiFi sessions, people,
+encounters, care episodes), the trust's own records kept at every node (purposes,
+agreements, consents, the hash-chained audit ledger) and the ingest bookkeeping (batches
+and quarantined records). The same code runs on SQLite and PostgreSQL, chosen by the store
+URL given to :func:`create_store_engine`; a node runs :func:`migrate` when it starts, and
+:func:`check_ready` tells a health check whether the database is reachable and current.
+"""
+
+from datatrust.store._engine import create_store_engine, masked_url, session_scope
+from datatrust.store._migrate import alembic_config, check_ready, migrate, schema_is_current
+from datatrust.store._models import (
+    STORE_METADATA,
+    AccessPoint,
+    Agreement,
+    AuditEvent,
+    CareEpisode,
+    Consent,
+    Encounter,
+    IngestBatch,
+    Person,
+    Purpose,
+    QuarantinedRecord,
+    Reading,
+    Sensor,
+    WifiSession,
+)
+from datatrust.store._types import UTCDateTime
+
+__all__ = [
+    "STORE_METADATA",
+    "AccessPoint",
+    "Agreement",
+    "AuditEvent",
+    "CareEpisode",
+    "Consent",
+    "Encounter",
+    "IngestBatch",
+    "Person",
+    "Purpose",
+    "QuarantinedRecord",
+    "Reading",
+    "Sensor",
+    "UTCDateTime",
+    "WifiSession",
+    "alembic_config",
+    "check_ready",
+    "create_store_engine",
+    "masked_url",
+    "migrate",
+    "schema_is_current",
+    "session_scope",
+]

@@ -1,1 +1,1 @@
-"""(placeholder, filled by its owner)"""
+"""Revision scripts of the node store; this file only makes the folder a package."""

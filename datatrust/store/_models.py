@@ -1,0 +1,276 @@
+"""The tables of one node's database, as SQLModel classes.
+
+Every node has the same schema and fills only the tables of its own data: a council node
+its sensors, readings, access points and WiFi sessions; a hospital node its people and
+encounters; a social-care node its care episodes. The trust's own records (purposes,
+agreements, consents, the audit ledger) and the ingest bookkeeping (batches, quarantine)
+are on every node.
+
+Personal identifiers never reach these tables in the clear: ``pseudonym`` is the trust's
+keyed hash of an NHS number and ``device_token`` a keyed hash of a MAC address, both made
+at ingest. Every datetime column is :class:`UTCDateTime` (aware UTC in and out).
+
+The tables live in their own ``MetaData`` (``STORE_METADATA``) with a naming convention,
+so constraint names are the same on SQLite and PostgreSQL and Alembic can alter them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from datatrust.store._types import UTCDateTime
+
+__all__ = [
+    "STORE_METADATA",
+    "AccessPoint",
+    "Agreement",
+    "AuditEvent",
+    "CareEpisode",
+    "Consent",
+    "Encounter",
+    "IngestBatch",
+    "Person",
+    "Purpose",
+    "QuarantinedRecord",
+    "Reading",
+    "Sensor",
+    "WifiSession",
+]
+
+STORE_METADATA = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class _StoreTable(SQLModel, registry=registry(metadata=STORE_METADATA)):
+    """Base of the store's tables: keeps them out of the global ``SQLModel.metadata``."""
+
+
+# --- council: environmental sensors (LoRaWAN uplinks) ----------------------------------
+
+
+class Sensor(_StoreTable, table=True):
+    """A sensor device and where it stands."""
+
+    __tablename__ = "sensor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(unique=True)
+    model: str
+    kind: str
+    lsoa_code: str = Field(index=True)
+    latitude: float
+    longitude: float
+
+
+class Reading(_StoreTable, table=True):
+    """One measured quantity from one uplink (an uplink with three quantities is three rows)."""
+
+    __tablename__ = "reading"
+    __table_args__ = (
+        sa.UniqueConstraint("device_id", "received_at", "quantity"),
+        sa.Index("ix_reading_quantity_received_at", "quantity", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(index=True)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    device_time: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    frame_counter: int | None = None
+    gateway_id: str | None = None
+    rssi: float | None = None
+    snr: float | None = None
+    quantity: str
+    value: float
+    unit: str
+
+
+# --- council: public WiFi (RADIUS accounting) ------------------------------------------
+
+
+class AccessPoint(_StoreTable, table=True):
+    """A WiFi access point and the area it serves."""
+
+    __tablename__ = "access_point"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ap_mac: str = Field(unique=True)
+    ssid: str
+    nas_identifier: str
+    lsoa_code: str = Field(index=True)
+
+
+class WifiSession(_StoreTable, table=True):
+    """One RADIUS accounting session, folded from its Start, Interim and Stop records."""
+
+    __tablename__ = "wifi_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unique_session_id: str = Field(unique=True)
+    session_id: str
+    device_token: str  # keyed hash of the device MAC; the MAC itself is never stored
+    ap_mac: str = Field(index=True)
+    nas_identifier: str
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_event_at: datetime = Field(sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    session_time_seconds: int | None = None
+    input_octets: int | None = Field(default=None, sa_type=sa.BigInteger)
+    output_octets: int | None = Field(default=None, sa_type=sa.BigInteger)
+    is_open: bool
+
+
+# --- hospital: FHIR patients and encounters --------------------------------------------
+
+
+class Person(_StoreTable, table=True):
+    """A person known to this node, by pseudonym (keyed hash of the NHS number)."""
+
+    __tablename__ = "person"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(unique=True)
+    lsoa_code: str | None = Field(default=None, index=True)
+    birth_year: int | None = None
+    gender: str | None = None
+
+
+class Encounter(_StoreTable, table=True):
+    """A FHIR Encounter (attendance, admission, ...) of a pseudonymised person."""
+
+    __tablename__ = "encounter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    encounter_id: str = Field(unique=True)
+    pseudonym: str = Field(index=True)
+    class_code: str
+    status: str
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lsoa_code: str | None = Field(default=None, index=True)
+
+
+# --- social care: Client Level Data events ---------------------------------------------
+
+
+class CareEpisode(_StoreTable, table=True):
+    """An adult social care event (request, assessment, service) from a CLD return."""
+
+    __tablename__ = "care_episode"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_reference: str = Field(unique=True)
+    pseudonym: str | None = Field(default=None, index=True)
+    la_person_token: str
+    event_type: str
+    service_type: str | None = None
+    started_on: date
+    ended_on: date | None = None
+    lsoa_code: str | None = Field(default=None, index=True)
+
+
+# --- the trust's own records -----------------------------------------------------------
+
+
+class Purpose(_StoreTable, table=True):
+    """An entry of the trust's purpose register."""
+
+    __tablename__ = "purpose"
+
+    id: str = Field(primary_key=True)
+    title: str
+    dpv_term: str | None = None
+    opt_out_applies: bool
+
+
+class Agreement(_StoreTable, table=True):
+    """One version of a data-sharing agreement; ``document`` is its JSON text."""
+
+    __tablename__ = "agreement"
+
+    id: str = Field(primary_key=True)
+    title: str
+    version: int
+    status: str
+    document: str = Field(sa_type=sa.Text)
+    starts_on: date
+    ends_on: date | None = None
+
+
+class Consent(_StoreTable, table=True):
+    """The current state of one consent record (ISO/IEC TS 27560) for one purpose."""
+
+    __tablename__ = "consent"
+
+    record_id: str = Field(primary_key=True)
+    pseudonym: str = Field(index=True)
+    purpose_id: str
+    state: str
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditEvent(_StoreTable, table=True):
+    """One entry of the node's hash-chained audit ledger; ``fields`` is a JSON array."""
+
+    __tablename__ = "audit_event"
+    # A ledger's sequence numbers are never reused, even after a row is removed.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, primary_key=True)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    node_id: str
+    requester: str
+    purpose: str | None = None
+    operation: str
+    fields: str = Field(sa_type=sa.Text)
+    outcome: str
+    code: str
+    reason: str
+    policy_version: str
+    prev_hash: str
+    entry_hash: str = Field(unique=True)
+
+
+# --- ingest bookkeeping ----------------------------------------------------------------
+
+
+class QuarantinedRecord(_StoreTable, table=True):
+    """An input record that could not be loaded, kept with its reason for replay."""
+
+    __tablename__ = "quarantined_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    location: str
+    format: str
+    reason: str
+    raw: str = Field(sa_type=sa.Text)
+    quarantined_at: datetime = Field(sa_type=UTCDateTime)
+    replayed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IngestBatch(_StoreTable, table=True):
+    """One load of one input (file, webhook body); ``(sha256, format)`` makes loads idempotent."""
+
+    __tablename__ = "ingest_batch"
+    __table_args__ = (sa.UniqueConstraint("sha256", "format"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    sha256: str
+    format: str
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    records_loaded: int
+    records_quarantined: int
+    status: str

@@ -1,0 +1,48 @@
+"""Alembic environment of the node store.
+
+``datatrust.store.migrate`` passes an open connection (already inside the transaction that
+holds the migration lock) in ``config.attributes["connection"]``. For a developer drafting
+a revision by hand, ``sqlalchemy.url`` in the config is used instead, e.g.::
+
+    from datatrust.store._migrate import alembic_config
+    from alembic import command
+    cfg = alembic_config(); cfg.set_main_option("sqlalchemy.url", "sqlite:///draft.db")
+    command.upgrade(cfg, "head"); command.revision(cfg, "what changed", autogenerate=True)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+from datatrust.store._engine import create_store_engine
+from datatrust.store._models import STORE_METADATA
+
+
+def _configure_and_run(connection: sa.Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=STORE_METADATA,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run() -> None:
+    if context.is_offline_mode():
+        raise RuntimeError("the store migrations run online only; give a database URL")
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _configure_and_run(connection)
+        return
+    engine = create_store_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with engine.begin() as connection:
+            _configure_and_run(connection)
+    finally:
+        engine.dispose()
+
+
+_run()

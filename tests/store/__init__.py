@@ -1,0 +1,1 @@
+"""Tests of datatrust.store (a package, so module names may repeat in other folders)."""

@@ -1,0 +1,195 @@
+"""Migrations bring any empty store to head, idempotently, to exactly the models' schema."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from datatrust.errors import SettingsError, StoreError
+from datatrust.store import (
+    STORE_METADATA,
+    alembic_config,
+    check_ready,
+    create_store_engine,
+    migrate,
+    schema_is_current,
+)
+from datatrust.store._migrate import MIGRATIONS_DIRECTORY
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[sa.Engine]:
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+def _revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_migrating_a_fresh_database_reaches_head(engine: sa.Engine) -> None:
+    assert not schema_is_current(engine)
+    migrate(engine)
+    assert _revision(engine) == "0001"
+    assert schema_is_current(engine)
+    check_ready(engine)
+
+
+def test_migrating_twice_changes_nothing(engine: sa.Engine) -> None:
+    migrate(engine)
+    before = sorted(sa.inspect(engine).get_table_names())
+    migrate(engine)
+    after = sorted(sa.inspect(engine).get_table_names())
+    assert after == before == sorted([*STORE_METADATA.tables, "alembic_version"])
+    assert _revision(engine) == "0001"
+
+
+def test_the_migrated_schema_equals_the_models(engine: sa.Engine) -> None:
+    migrate(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "target_metadata": STORE_METADATA}
+        )
+        diff = compare_metadata(context, STORE_METADATA)
+    assert diff == []
+
+
+def test_migrations_create_the_named_indexes_and_unique_constraints(engine: sa.Engine) -> None:
+    migrate(engine)
+    inspector = sa.inspect(engine)
+    indexes = inspector.get_indexes("reading")
+    # PostgreSQL also lists the index behind each unique constraint; it is not ours to name.
+    assert {i["name"] for i in indexes if "duplicates_constraint" not in i} == {
+        "ix_reading_device_id",
+        "ix_reading_quantity_received_at",
+    }
+    assert [
+        (u["name"], u["column_names"]) for u in inspector.get_unique_constraints("reading")
+    ] == [("uq_reading_device_id_received_at_quantity", ["device_id", "received_at", "quantity"])]
+
+
+def test_check_ready_names_an_unmigrated_database(engine: sa.Engine) -> None:
+    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0001\)"):
+        check_ready(engine)
+
+
+def test_check_ready_names_a_revision_this_code_does_not_know(engine: sa.Engine) -> None:
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    assert not schema_is_current(engine)
+    with pytest.raises(
+        StoreError, match=r"is at schema revision 9999, not the current 0001; .* newer release"
+    ):
+        check_ready(engine)
+    with pytest.raises(StoreError, match=r"cannot be migrated: .*9999"):
+        migrate(engine)
+
+
+@pytest.mark.postgres
+def test_check_ready_names_an_unreachable_postgres_without_its_password() -> None:
+    engine = create_store_engine("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/datatrust")
+    with pytest.raises(
+        StoreError,
+        match=re.escape(
+            "at 'postgresql+psycopg://postgres:***@127.0.0.1:1/datatrust' is unreachable: "
+        ),
+    ) as caught:
+        check_ready(engine)
+    assert "s3cret" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+    with pytest.raises(StoreError, match="cannot be migrated"):
+        migrate(engine)
+
+
+def test_create_store_engine_refuses_another_database_by_its_scheme() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"^store URL scheme 'mysql' \(in 'mysql://app:\*\*\*@db/node'\) is not supported; ",
+    ) as caught:
+        create_store_engine("mysql://app:hunter2@db/node")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_create_store_engine_refuses_an_in_memory_sqlite_database() -> None:
+    with pytest.raises(SettingsError, match=r"names no SQLite file; give a file path"):
+        create_store_engine("sqlite://")
+
+
+def test_create_store_engine_refuses_text_that_is_not_a_url() -> None:
+    with pytest.raises(SettingsError, match=r"^store URL 'node\.db' is not a database URL; "):
+        create_store_engine("node.db")
+
+
+def test_sqlite_store_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'node.db'}")
+    with engine.connect() as connection:
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        }
+    engine.dispose()
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000}
+
+
+def test_alembic_finds_one_revision_and_ignores_the_package_files() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert [script.revision for script in scripts.walk_revisions()] == ["0001"]
+    assert (MIGRATIONS_DIRECTORY / "versions" / "__init__.py").is_file()
+
+
+def test_four_processes_migrating_at_once_all_succeed(store_url: str) -> None:
+    code = (
+        "import sys; from datatrust.store import create_store_engine, migrate; "
+        "migrate(create_store_engine(sys.argv[1]))"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, store_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    outcomes = []
+    for process in processes:
+        _, stderr = process.communicate(timeout=60)
+        outcomes.append((process.returncode, stderr.decode()))
+    assert outcomes == [(0, "")] * 4
+    engine = create_store_engine(store_url)
+    assert schema_is_current(engine)
+    engine.dispose()
+
+
+def test_threads_migrating_different_databases_at_once_all_succeed(tmp_path: Path) -> None:
+    engines = [create_store_engine(f"sqlite:///{tmp_path / f'node{n}.db'}") for n in range(4)]
+    start = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def run(engine: sa.Engine) -> None:
+        start.wait()
+        try:
+            migrate(engine)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert all(schema_is_current(engine) for engine in engines)
+    for engine in engines:
+        engine.dispose()
