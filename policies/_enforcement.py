@@ -95,7 +95,7 @@ def decide(request: AccessRequest, register: PurposeRegister, policy: DataUsePol
         return _decide(request, purpose.id, policy)
     except DatatrustError:
         raise
-    except Exception as error:  # noqa: BLE001 - any fault on a decision path is a deny
+    except Exception as error:  # any fault on a decision path is a deny
         raise AccessDenied(
             f"access denied: the policy could not be evaluated ({type(error).__name__})",
             purpose=purpose.id,

@@ -70,12 +70,19 @@ def _rfc3339(moment: datetime, nanoseconds: int = 0) -> str:
 # -- council: sensors, LoRaWAN uplinks, access points, RADIUS accounting ---------------------
 
 
+SENSOR_KINDS = ("air-quality", "people-counter")
+
+
 def _write_council(folder: Path, rng: random.Random, lsoas: list[Lsoa]) -> list[tuple[str, Path]]:
-    places = rng.sample(lsoas, 24)
+    # The README's example query asks for the first five areas: each has an air-quality
+    # sensor and a people counter; 20 more devices stand in 19 other areas.
+    featured = lsoas[:5]
+    others = rng.sample(lsoas[5:], 19)
+    placements = [(place, kind) for kind in SENSOR_KINDS for place in featured] + [
+        (others[index % len(others)], SENSOR_KINDS[index % 2]) for index in range(20)
+    ]
     sensors: list[list[object]] = []
-    for index in range(30):
-        place = places[index % len(places)]
-        kind = "air-quality" if index % 5 < 3 else "people-counter"
+    for index, (place, kind) in enumerate(placements):
         prefix, model = ("aq", "am308") if kind == "air-quality" else ("pc", "vs350")
         device_id = f"{prefix}-{place.name.split()[-1].lower()}-{index:02d}"
         sensors.append(
