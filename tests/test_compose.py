@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -13,7 +14,22 @@ from jsonschema import Draft7Validator
 from datatrust.settings import GatewaySettings, NodeSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+
+
+def _compose_schema() -> Path:
+    """The Compose Specification schema: $COMPOSE_SPEC_SCHEMA, else ../shared/schemas."""
+    candidates = [
+        os.environ.get("COMPOSE_SPEC_SCHEMA", ""),
+        ROOT.parent / "shared" / "schemas" / "compose-spec.json",
+        Path("/work/shared/schemas/compose-spec.json"),  # this workplace's shared folder
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+
+
+SCHEMA = _compose_schema()
 
 
 @pytest.fixture(scope="module")
