@@ -43,6 +43,8 @@ STOP_GRACE_SECONDS = 10.0
 def check_port_free(host: str, port: int, what: str) -> None:
     """Raise PortInUse naming ``port`` and ``what`` needs it, if it cannot be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn does: a port whose old connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -25,7 +25,7 @@ from datatrust.ingest._formats import SourceFormat
 from datatrust.ingest._load import write_rows
 from datatrust.ingest._pseudonymise import Pseudonymiser
 from datatrust.ingest._rows import rows_of
-from datatrust.store import IngestBatch, QuarantinedRecord
+from datatrust.store import IngestBatch, QuarantinedRecord, refresh_statistics
 
 __all__ = ["IngestReport", "ingest_file"]
 
@@ -100,6 +100,8 @@ def ingest_file(
                 status=status,
             )
         )
+    if loaded:
+        refresh_statistics(engine)
     return IngestReport(
         source, source_format.name, "loaded" if status == "done" else status, loaded, quarantined
     )

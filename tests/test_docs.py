@@ -43,9 +43,12 @@ def test_every_setting_is_documented(cls):
 
 
 def error_classes():
+    from datatrust.federation.gateway import _errors as gateway_errors
+
     return [
         value
-        for value in vars(errors).values()
+        for module in (errors, gateway_errors)
+        for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, errors.DatatrustError)
     ]
 

@@ -8,7 +8,12 @@ URL given to :func:`create_store_engine`; a node runs :func:`migrate` when it st
 :func:`check_ready` tells a health check whether the database is reachable and current.
 """
 
-from datatrust.store._engine import create_store_engine, masked_url, session_scope
+from datatrust.store._engine import (
+    create_store_engine,
+    masked_url,
+    refresh_statistics,
+    session_scope,
+)
 from datatrust.store._migrate import alembic_config, check_ready, migrate, schema_is_current
 from datatrust.store._models import (
     STORE_METADATA,
@@ -49,6 +54,7 @@ __all__ = [
     "create_store_engine",
     "masked_url",
     "migrate",
+    "refresh_statistics",
     "schema_is_current",
     "session_scope",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "create_store_engine",
     "masked_url",
+    "refresh_statistics",
     "session_scope",
     "store_unavailable",
 ]
@@ -152,3 +153,13 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def refresh_statistics(engine: sa.Engine) -> None:
+    """Update the query planner's statistics (ANALYZE) after a bulk load.
+
+    SQLite keeps none until asked, and without them it reads area statistics through the
+    wrong index (every reading of a quantity rather than the asked-for sensors' readings).
+    """
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE")

@@ -80,10 +80,18 @@ class Reading(_StoreTable, table=True):
     __table_args__ = (
         sa.UniqueConstraint("device_id", "received_at", "quantity"),
         sa.Index("ix_reading_quantity_received_at", "quantity", "received_at"),
+        # Covering: area statistics read (device, quantity, period) -> value from it alone.
+        sa.Index(
+            "ix_reading_device_id_quantity_received_at_value",
+            "device_id",
+            "quantity",
+            "received_at",
+            "value",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    device_id: str = Field(index=True)
+    device_id: str
     received_at: datetime = Field(sa_type=UTCDateTime)
     device_time: datetime | None = Field(default=None, sa_type=UTCDateTime)
     frame_counter: int | None = None

@@ -41,7 +41,7 @@ def _revision(engine: sa.Engine) -> str | None:
 def test_migrating_a_fresh_database_reaches_head(engine: sa.Engine) -> None:
     assert not schema_is_current(engine)
     migrate(engine)
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == "0002"
     assert schema_is_current(engine)
     check_ready(engine)
 
@@ -52,7 +52,7 @@ def test_migrating_twice_changes_nothing(engine: sa.Engine) -> None:
     migrate(engine)
     after = sorted(sa.inspect(engine).get_table_names())
     assert after == before == sorted([*STORE_METADATA.tables, "alembic_version"])
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == "0002"
 
 
 def test_the_migrated_schema_equals_the_models(engine: sa.Engine) -> None:
@@ -71,7 +71,7 @@ def test_migrations_create_the_named_indexes_and_unique_constraints(engine: sa.E
     indexes = inspector.get_indexes("reading")
     # PostgreSQL also lists the index behind each unique constraint; it is not ours to name.
     assert {i["name"] for i in indexes if "duplicates_constraint" not in i} == {
-        "ix_reading_device_id",
+        "ix_reading_device_id_quantity_received_at_value",
         "ix_reading_quantity_received_at",
     }
     assert [
@@ -80,7 +80,7 @@ def test_migrations_create_the_named_indexes_and_unique_constraints(engine: sa.E
 
 
 def test_check_ready_names_an_unmigrated_database(engine: sa.Engine) -> None:
-    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0001\)"):
+    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0002\)"):
         check_ready(engine)
 
 
@@ -90,7 +90,7 @@ def test_check_ready_names_a_revision_this_code_does_not_know(engine: sa.Engine)
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     assert not schema_is_current(engine)
     with pytest.raises(
-        StoreError, match=r"is at schema revision 9999, not the current 0001; .* newer release"
+        StoreError, match=r"is at schema revision 9999, not the current 0002; .* newer release"
     ):
         check_ready(engine)
     with pytest.raises(StoreError, match=r"cannot be migrated: .*9999"):
@@ -147,7 +147,7 @@ def test_alembic_finds_one_revision_and_ignores_the_package_files() -> None:
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert [script.revision for script in scripts.walk_revisions()] == ["0001"]
+    assert [script.revision for script in scripts.walk_revisions()] == ["0002", "0001"]
     assert (MIGRATIONS_DIRECTORY / "versions" / "__init__.py").is_file()
 
 
