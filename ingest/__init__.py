@@ -9,7 +9,7 @@ sources.
 
 from datatrust.ingest._formats import FORMATS, SourceFormat, source_format
 from datatrust.ingest._load import write_rows
-from datatrust.ingest._pipeline import IngestReport, ingest_file
+from datatrust.ingest._pipeline import IngestReport, ingest_file, load_items
 from datatrust.ingest._pseudonymise import Pseudonymiser
 from datatrust.ingest._rows import rows_of
 
@@ -19,6 +19,7 @@ __all__ = [
     "Pseudonymiser",
     "SourceFormat",
     "ingest_file",
+    "load_items",
     "rows_of",
     "source_format",
     "write_rows",

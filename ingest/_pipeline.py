@@ -27,7 +27,7 @@ from datatrust.ingest._pseudonymise import Pseudonymiser
 from datatrust.ingest._rows import rows_of
 from datatrust.store import IngestBatch, QuarantinedRecord, refresh_statistics
 
-__all__ = ["IngestReport", "ingest_file"]
+__all__ = ["IngestReport", "ingest_file", "load_items"]
 
 CHUNK_RECORDS = 2000
 MAX_RAW_CHARS = 10_000
@@ -60,34 +60,32 @@ def ingest_file(
     if resumed_from is not None:
         _forget_quarantine(engine, source, source_format.name, resumed_from)
 
-    loaded = quarantined = 0
     status = "done"
     try:
         items: Iterable[object] = source_format.read(_decode(data, path.name), path.name)
-        for chunk in _chunks(iter(items), CHUNK_RECORDS):
-            records = [item for item in chunk if not isinstance(item, RecordError)]
-            errors = [item for item in chunk if isinstance(item, RecordError)]
-            with engine.begin() as connection:
-                write_rows(connection, rows_of(records, pseudonymiser))
-                if errors:
-                    connection.execute(
-                        insert(QuarantinedRecord),
-                        [_quarantine_row(e, source, source_format.name) for e in errors],
-                    )
-            loaded += len(records)
-            quarantined += len(errors)
-            on_progress(len(chunk))
+        report = load_items(
+            engine,
+            items,
+            source=source,
+            format_name=source_format.name,
+            pseudonymiser=pseudonymiser,
+            on_progress=on_progress,
+        )
+        loaded, quarantined = report.records_loaded, report.records_quarantined
     except DatatrustError as error:
         whole = (
             error
             if isinstance(error, RecordError)
             else RecordError(error.message, location=path.name)
         )
-        with engine.begin() as connection:
-            connection.execute(
-                insert(QuarantinedRecord), [_quarantine_row(whole, source, source_format.name)]
-            )
-        quarantined += 1
+        load_items(
+            engine,
+            [whole],
+            source=source,
+            format_name=source_format.name,
+            pseudonymiser=pseudonymiser,
+        )
+        loaded, quarantined = 0, 1
         status = "failed"
     with engine.begin() as connection:
         connection.execute(
@@ -105,6 +103,39 @@ def ingest_file(
     return IngestReport(
         source, source_format.name, "loaded" if status == "done" else status, loaded, quarantined
     )
+
+
+def load_items(
+    engine: Engine,
+    items: Iterable[object],
+    *,
+    source: str,
+    format_name: str,
+    pseudonymiser: Pseudonymiser,
+    on_progress: Callable[[int], None] = lambda records: None,
+) -> IngestReport:
+    """Load adapter output (records and RecordErrors, in order) in chunked transactions.
+
+    The one loading path of every source (files, webhooks, MQTT): each chunk's rows and
+    quarantined records commit together, so a crash loses at most the chunk in flight and a
+    replay of it duplicates nothing.
+    """
+    loaded = quarantined = 0
+    for chunk in _chunks(iter(items), CHUNK_RECORDS):
+        records = [item for item in chunk if not isinstance(item, RecordError)]
+        errors = [item for item in chunk if isinstance(item, RecordError)]
+        with engine.begin() as connection:
+            if records:
+                write_rows(connection, rows_of(records, pseudonymiser))
+            if errors:
+                connection.execute(
+                    insert(QuarantinedRecord),
+                    [_quarantine_row(e, source, format_name) for e in errors],
+                )
+        loaded += len(records)
+        quarantined += len(errors)
+        on_progress(len(chunk))
+    return IngestReport(source, format_name, "loaded", loaded, quarantined)
 
 
 def _open_batch(
