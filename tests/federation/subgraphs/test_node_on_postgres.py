@@ -1,0 +1,50 @@
+"""The same node code on PostgreSQL answers exactly as on SQLite."""
+
+from __future__ import annotations
+
+import pytest
+
+from datatrust import _prepare
+from datatrust.demo import coventry_lsoas
+from datatrust.node import create_node_app
+from datatrust.settings import NodeSettings, load_settings
+from tests.asgi_client import app_client
+
+pytestmark = pytest.mark.postgres
+
+QUERY = (
+    "query($r: [_Any!]!) { _entities(representations: $r) "
+    "{ ... on Area { code openCareEpisodes } } }"
+)
+
+
+def answer(data_dir, database_url) -> list[dict]:
+    sources = _prepare.write_demo_files(data_dir)
+    _prepare.prepare_demo_node(data_dir, "social-care", database_url, sources["social-care"])
+    settings = load_settings(
+        NodeSettings,
+        environ={},
+        node_id="social-care",
+        agency="ASC",
+        data_dir=data_dir,
+        database_url=database_url,
+    )
+    codes = [lsoa.code for lsoa in coventry_lsoas()]
+    with app_client(create_node_app(settings)) as client:
+        response = client.post(
+            "/graphql",
+            json={
+                "query": QUERY,
+                "variables": {"r": [{"__typename": "Area", "code": c} for c in codes]},
+            },
+            headers={"Purpose": "service-planning"},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["_entities"]
+
+
+def test_a_social_care_node_on_postgresql_answers_as_on_sqlite(tmp_path, postgres_url):
+    on_sqlite = answer(tmp_path / "a", f"sqlite:///{tmp_path / 'a' / 'social-care.db'}")
+    on_postgres = answer(tmp_path / "b", postgres_url)
+    assert on_postgres == on_sqlite
+    assert sum(area["openCareEpisodes"] for area in on_sqlite) > 0
