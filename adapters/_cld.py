@@ -16,10 +16,11 @@ which the council fills from its own address gazetteer. It is ours, not part of 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from datatrust.errors import RecordError
 
-from ._common import Output, build, csv_rows, parse_date, read_text
+from ._common import Output, build, csv_records, parse_date, read_text
 from ._records import CareEvent, InvalidField
 
 __all__ = ["CLD_COLUMNS", "LOCAL_LSOA_COLUMN", "read_cld_csv"]
@@ -54,15 +55,28 @@ _REQUIRED = (
 )
 
 
-def read_cld_csv(text: str | bytes, source: str) -> Iterator[Output]:
-    """A ``CareEvent`` or a located ``RecordError`` for each row, in file order."""
-    rows = csv_rows(read_text(text, source), source, _REQUIRED)
-    return (_event(location, row) for location, row in rows)
+def read_cld_csv(
+    text: str | bytes, source: str, *, now: datetime | None = None
+) -> Iterator[Output]:
+    """A ``CareEvent`` or a located ``RecordError`` for each row, in file order.
+
+    With ``now``, an event starting more than a day after it is refused (a typed year).
+    """
+    return csv_records(
+        read_text(text, source), source, _REQUIRED, lambda at, row: _event(at, row, now)
+    )
 
 
-def _event(location: str, row: dict[str, str]) -> Output:
+def _event(location: str, row: dict[str, str], now: datetime | None) -> Output:
     try:
         started = parse_date(row["event_start_date"], "Event_Start_Date")
+        if now is not None and (started - now.date()).days > 1:
+            raise InvalidField(
+                "Event_Start_Date",
+                row["event_start_date"],
+                f"more than a day after the time of reading ({now.date()})",
+                "check the year",
+            )
         ended_text = row["event_end_date"]
         ended = parse_date(ended_text, "Event_End_Date") if ended_text else None
     except InvalidField as error:

@@ -6,21 +6,18 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from datatrust.errors import RecordError, SourceError
 
 from ._records import InvalidField, Record
+from ._redact import redacted_raw
 
-__all__ = ["Output", "build", "csv_rows", "parse_date", "parse_rfc3339", "read_text"]
+__all__ = ["Output", "build", "csv_records", "parse_date", "read_text", "with_raw"]
 
 Output = Record | RecordError
 
-# RFC 3339 with any number of fractional digits (The Things Stack sends nanoseconds).
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
@@ -45,28 +42,6 @@ def read_text(data: str | bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def parse_rfc3339(value: Any, field_name: str) -> datetime:
-    """An RFC 3339 timestamp as an aware UTC datetime, truncated to microseconds."""
-    match = _RFC3339.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidField(
-            field_name,
-            value,
-            "timestamps must be RFC 3339 with an offset, e.g. 2026-10-01T08:00:00.123456789Z",
-            "send the time in RFC 3339 form",
-        )
-    day, clock, fraction, offset = match.groups()
-    micros = (fraction or "")[:6].ljust(6, "0")
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        parsed = datetime.fromisoformat(f"{day}T{clock}.{micros}{offset}")
-    except ValueError:
-        raise InvalidField(
-            field_name, value, "not a real calendar date or time", "check the timestamp"
-        ) from None
-    return parsed.astimezone(UTC)
-
-
 def parse_date(value: str, field_name: str) -> date:
     """A calendar date written YYYY-MM-DD or DD/MM/YYYY."""
     text = value.strip()
@@ -81,6 +56,13 @@ def parse_date(value: str, field_name: str) -> date:
         ) from None
 
 
+def with_raw(output: Output, raw: str) -> Output:
+    """``output``; a ``RecordError`` also gets ``raw=``, the record's redacted text."""
+    if isinstance(output, RecordError) and "raw" not in output.details:
+        output.details["raw"] = redacted_raw(raw)
+    return output
+
+
 def build(factory: Callable[..., Record], location: str, **fields: Any) -> Output:
     """The record, or a located error naming the field that broke its rule."""
     try:
@@ -89,13 +71,16 @@ def build(factory: Callable[..., Record], location: str, **fields: Any) -> Outpu
         return RecordError(str(error), location=location, field=error.field)
 
 
-def csv_rows(
-    text: str, source: str, required: Sequence[str]
-) -> Iterator[tuple[str, dict[str, str]]]:
-    """``(location, row)`` for each data row; the header must name every required column.
+def csv_records(
+    text: str, source: str, required: Sequence[str], make: Callable[[str, dict[str, str]], Output]
+) -> Iterator[Output]:
+    """``make(location, row)`` for each data row, with ``raw=`` on every error.
 
-    Header names are matched ignoring case, surrounding spaces and space-versus-underscore,
-    so ``Event Start Date`` and ``event_start_date`` are the same column.
+    The header must name every required column; names are matched ignoring case,
+    surrounding spaces and space-versus-underscore, so ``Event Start Date`` and
+    ``event_start_date`` are the same column. Columns the reader does not know are ignored;
+    a row with more values than the header has columns is an error (a stray comma shifts
+    every value after it).
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
@@ -109,21 +94,33 @@ def csv_rows(
             f"it has {', '.join(header)}",
             location=f"{source}:1",
         )
-    return _rows(reader, names, source)
+    return _rows(reader, names, source, make)
 
 
-def _rows(reader: Any, names: list[str], source: str) -> Iterator[tuple[str, dict[str, str]]]:
+def _rows(
+    reader: Any, names: list[str], source: str, make: Callable[[str, dict[str, str]], Output]
+) -> Iterator[Output]:
     for values in reader:
         if not any(value.strip() for value in values):
             continue
         location = f"{source}:{reader.line_num}"
-        yield (
-            location,
-            {
-                name: (values[index].strip() if index < len(values) else "")
-                for index, name in enumerate(names)
-            },
-        )
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(values)
+        if len(values) > len(names):
+            yield with_raw(
+                RecordError(
+                    f"row has {len(values)} values but the header names {len(names)} columns; "
+                    "quote values that contain commas",
+                    location=location,
+                ),
+                out.getvalue(),
+            )
+            continue
+        row = {
+            name: (values[index].strip() if index < len(values) else "")
+            for index, name in enumerate(names)
+        }
+        yield with_raw(make(location, row), out.getvalue())
 
 
 def _column(name: str) -> str:

@@ -1,17 +1,21 @@
 """HL7 FHIR R4 Bundles (collection, transaction, batch, searchset) in UK Core shape.
 
-Each Patient and Encounter entry is validated with the ``fhir.resources`` R4B models (R4B
-keeps R4's Patient and Encounter structure unchanged; import takes well under a second), one
-resource at a time so a bad entry costs only itself. Then:
+Each Patient, Encounter, Observation and Condition entry is validated with the
+``fhir.resources`` R4B models (R4B keeps R4's structure for these four), one resource at a
+time so a bad entry costs only itself. Then:
 
 - Patient: the NHS number is the identifier with system ``https://fhir.nhs.uk/Id/nhs-number``
   (UK Core); the LSOA of residence is OUR LOCAL extension on ``Patient.address``:
   ``url = https://datatrust.example/fhir/StructureDefinition/lsoa-2021``, ``valueCode`` an
   ONS 2021 LSOA code. The first address carrying the extension wins.
-- Encounter: ``subject.reference`` must point at a Patient in the same bundle, either by its
-  ``fullUrl`` (``urn:uuid:...``) or as ``Patient/<id>``; the patient's NHS number is copied in.
+- Encounter, Observation, Condition: ``subject.reference`` must point at a Patient in the
+  same bundle, either by its ``fullUrl`` (``urn:uuid:...``) or as ``Patient/<id>``; the
+  patient's NHS number is copied in. ``meta.versionId`` becomes ``version``.
 
-Other resource types are skipped. Locations are JSON Pointers into the bundle.
+Resource types the trust deliberately does not take (:data:`SKIPPED_RESOURCE_TYPES`:
+organisations, practitioners, medication...) are skipped; any other type is reported, so a
+misspelt or unexpected resource is never dropped silently. A ``dateTime`` without an offset
+is read as Europe/London time (see ``_time``). Locations are JSON Pointers into the bundle.
 """
 
 from __future__ import annotations
@@ -21,23 +25,64 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
+from fhir.resources.R4B.condition import Condition as FhirCondition
 from fhir.resources.R4B.encounter import Encounter as FhirEncounter
+from fhir.resources.R4B.observation import Observation as FhirObservation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from pydantic import ValidationError
 
 from datatrust.errors import RecordError, SourceError
 
-from ._common import Output, build, read_text
-from ._records import Encounter, Patient
+from ._common import Output, build, read_text, with_raw
+from ._fhir_clinical import condition, localise, observation
+from ._records import Encounter, InvalidField, Patient
+from ._time import parse_timestamp
 
-__all__ = ["LSOA_EXTENSION_URL", "NHS_NUMBER_SYSTEM", "read_fhir_bundle"]
+__all__ = ["LSOA_EXTENSION_URL", "NHS_NUMBER_SYSTEM", "SKIPPED_RESOURCE_TYPES", "read_fhir_bundle"]
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 LSOA_EXTENSION_URL = "https://datatrust.example/fhir/StructureDefinition/lsoa-2021"
+SKIPPED_RESOURCE_TYPES = frozenset(
+    {
+        "AllergyIntolerance",
+        "Appointment",
+        "CarePlan",
+        "Composition",
+        "Device",
+        "DiagnosticReport",
+        "DocumentReference",
+        "EpisodeOfCare",
+        "Flag",
+        "HealthcareService",
+        "Immunization",
+        "Location",
+        "Medication",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MessageHeader",
+        "OperationOutcome",
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "Procedure",
+        "Provenance",
+        "RelatedPerson",
+        "ServiceRequest",
+        "Specimen",
+    }
+)
+_MODELS: dict[str, Any] = {
+    "Patient": FhirPatient,
+    "Encounter": FhirEncounter,
+    "Observation": FhirObservation,
+    "Condition": FhirCondition,
+}
 
 
-def read_fhir_bundle(text: str | bytes, source: str) -> Iterator[Output]:
-    """A ``Patient``/``Encounter`` or a located ``RecordError`` per entry, in bundle order."""
+def read_fhir_bundle(
+    text: str | bytes, source: str, *, now: datetime | None = None
+) -> Iterator[Output]:
+    """A record or a located ``RecordError`` per entry we read, in bundle order."""
     body = read_text(text, source)
     try:
         bundle = json.loads(body)
@@ -54,56 +99,78 @@ def read_fhir_bundle(text: str | bytes, source: str) -> Iterator[Output]:
             location=source,
         )
     entries = bundle.get("entry") or []
-    parsed = [_parse(f"{source}#/entry/{index}", entry) for index, entry in enumerate(entries)]
+    if not isinstance(entries, list):
+        raise SourceError(f"{source}: Bundle.entry must be a JSON array", location=source)
+    parsed = []
+    for index, entry in enumerate(entries):
+        location = f"{source}#/entry/{index}"
+        parsed.append((location, json.dumps(entry, ensure_ascii=False), _parse(location, entry)))
     nhs_numbers: dict[str, str] = {}
-    for item in parsed:
+    for _location, _raw, item in parsed:
         if isinstance(item, tuple) and isinstance(item[1], Patient):
             for reference in item[0]:
                 nhs_numbers[reference] = item[1].nhs_number
-    return iter([_resolve(item, nhs_numbers) for item in parsed if item is not None])
+    return iter(
+        [
+            with_raw(_resolve(location, item, nhs_numbers, now), raw)
+            for location, raw, item in parsed
+            if item is not None
+        ]
+    )
 
 
-_Parsed = tuple[list[str], Patient] | tuple[str, FhirEncounter, str] | RecordError | None
+def _error(location: str, path: str, message: str) -> RecordError:
+    """An error at ``path`` (a JSON Pointer inside the entry's resource)."""
+    if not path:
+        return RecordError(message, location=location)
+    return RecordError(message, location=f"{location}/resource{path}", field=path.lstrip("/"))
 
 
-def _parse(location: str, entry: Any) -> _Parsed:
+def _parse(location: str, entry: Any) -> Any:
+    """None (skipped), a RecordError, ``(references, Patient)`` or a validated FHIR model."""
     resource = entry.get("resource") if isinstance(entry, dict) else None
     if not isinstance(resource, dict):
-        return RecordError(
-            "entry has no resource object; give each entry a resource", location=location
-        )
+        return _error(location, "", "entry has no resource object; give each entry a resource")
     kind = resource.get("resourceType")
-    if kind not in ("Patient", "Encounter"):
+    if kind in SKIPPED_RESOURCE_TYPES:
         return None
-    model = FhirPatient if kind == "Patient" else FhirEncounter
+    if kind not in _MODELS:
+        return _error(
+            location,
+            "/resourceType",
+            f"resourceType {kind!r} is not one this reader takes ({', '.join(_MODELS)}) "
+            "or knows to skip; check the resource type",
+        )
     try:
-        validated = model.model_validate(resource)
+        validated = _MODELS[kind].model_validate(localise(resource))
+    except InvalidField as error:
+        return _error(location, f"/{error.field}", f"{kind} {error}")
     except ValidationError as error:
         first = error.errors()[0]
         path = "/".join(str(part) for part in first["loc"])
-        return RecordError(
+        return _error(
+            location,
+            f"/{path}",
             f"{kind} is not valid FHIR R4 at {path}: {first['msg']} "
             f"(value {first.get('input')!r}); fix the resource so it validates",
-            location=f"{location}/resource/{path}",
-            field=path,
         )
-    if isinstance(validated, FhirEncounter):
-        return (location, validated, entry.get("fullUrl") or "")
-    return _patient(location, entry, validated)
+    if isinstance(validated, FhirPatient):
+        return _patient(location, entry, validated)
+    return validated
 
 
-def _patient(location: str, entry: dict[str, Any], patient: FhirPatient) -> _Parsed:
+def _patient(location: str, entry: dict[str, Any], patient: FhirPatient) -> Any:
     numbers = [
         identifier.value
         for identifier in patient.identifier or []
         if identifier.system == NHS_NUMBER_SYSTEM and identifier.value
     ]
     if not numbers:
-        return RecordError(
+        return _error(
+            location,
+            "/identifier",
             f"Patient has no identifier with system {NHS_NUMBER_SYSTEM}; "
             "add the NHS number as UK Core does",
-            location=f"{location}/resource/identifier",
-            field="identifier",
         )
     lsoa = None
     for address in patient.address or []:
@@ -128,13 +195,13 @@ def _patient(location: str, entry: dict[str, Any], patient: FhirPatient) -> _Par
     return record if isinstance(record, RecordError) else (references, record)
 
 
-def _resolve(item: _Parsed, nhs_numbers: dict[str, str]) -> Output:
+def _resolve(location: str, item: Any, nhs_numbers: dict[str, str], now: datetime | None) -> Any:
     if isinstance(item, RecordError):
         return item
-    if isinstance(item[1], Patient):
+    if isinstance(item, tuple) and isinstance(item[1], Patient):
         return item[1]
-    location, encounter, full_url = item  # type: ignore[misc]
-    reference = encounter.subject.reference if encounter.subject else None
+    resource = item
+    reference = resource.subject.reference if resource.subject else None
     if reference not in nhs_numbers:
         return RecordError(
             f"subject.reference {reference!r} names no valid Patient in this bundle; "
@@ -142,14 +209,33 @@ def _resolve(item: _Parsed, nhs_numbers: dict[str, str]) -> Output:
             location=f"{location}/resource/subject/reference",
             field="subject.reference",
         )
+    nhs = nhs_numbers[reference]
+    try:
+        if isinstance(resource, FhirObservation):
+            return observation(f"{location}/resource", resource, nhs, now)
+        if isinstance(resource, FhirCondition):
+            return condition(f"{location}/resource", resource, nhs, now)
+        return _encounter(location, resource, nhs, now)
+    except InvalidField as error:
+        path = error.field.replace(".", "/")
+        return RecordError(
+            f"{resource.__resource_type__} {error}",
+            location=f"{location}/resource/{path}",
+            field=error.field,
+        )
+
+
+def _encounter(location: str, encounter: FhirEncounter, nhs: str, now: datetime | None) -> Output:
     period = encounter.period
-    times = {}
+    times: dict[str, datetime | None] = {}
     for name in ("start", "end"):
         value = getattr(period, name) if period else None
         if value is None and name == "end":
             times[name] = None
         elif isinstance(value, datetime) and value.tzinfo is not None:
-            times[name] = value.astimezone(UTC)
+            times[name] = parse_timestamp(
+                value.astimezone(UTC).isoformat(), f"period.{name}", now=now
+            )
         else:
             return RecordError(
                 f"period.{name} {value!r} must be a dateTime with a time and an offset; "
@@ -160,10 +246,11 @@ def _resolve(item: _Parsed, nhs_numbers: dict[str, str]) -> Output:
     return build(
         Encounter,
         f"{location}/resource",
-        encounter_id=encounter.id or full_url,
-        nhs_number=nhs_numbers[reference],
+        encounter_id=encounter.id or location,
+        nhs_number=nhs,
         class_code=encounter.class_fhir.code if encounter.class_fhir else None,
         status=encounter.status,
         started_at=times["start"],
         ended_at=times["end"],
+        version=encounter.meta.versionId if encounter.meta else None,
     )

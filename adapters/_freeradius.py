@@ -13,36 +13,46 @@ tab-indented ``Attribute = value`` line per attribute; strings are double-quoted
 
 The event time is ``Event-Timestamp`` (the NAS's clock), else FreeRADIUS's own
 ``Timestamp`` (epoch seconds). The header line is never used: its time zone is unknown.
+
+Real files are messier than the example: attribute lines indented with spaces, extra
+spaces around ``=``, CRLF line ends, vendor attributes no dictionary knows (kept out of the
+record, never an error), ``Event-Timestamp`` in BST or as epoch seconds, and a last record
+cut off because the file was copied while FreeRADIUS was still writing it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from datatrust.errors import RecordError
 
-from ._common import Output, build, read_text
+from ._common import Output, build, read_text, with_raw
 from ._records import InvalidField, WifiAccounting
+from ._time import parse_timestamp
 
 __all__ = ["read_freeradius_detail"]
 
 _ATTRIBUTE = re.compile(r"^\s+([A-Za-z0-9][A-Za-z0-9:._-]*)\s*=\s*(.*?)\s*$")
 _CALLED = re.compile(r"^((?:[0-9A-Fa-f]{2}[-:]){5}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{12})(?::(.*))?$")
-_EVENT_FORMATS = ("%b %d %Y %H:%M:%S UTC", "%b %d %Y %H:%M:%S GMT")
+_CUT = " (the file ends inside this record: was it copied while FreeRADIUS was writing it?)"
 
 
-def read_freeradius_detail(text: str | bytes, source: str) -> Iterator[Output]:
+def read_freeradius_detail(
+    text: str | bytes, source: str, *, now: datetime | None = None
+) -> Iterator[Output]:
     """A ``WifiAccounting`` or a located ``RecordError`` per detail record, in file order."""
-    return _records(read_text(text, source), source)
+    return _records(read_text(text, source), source, now)
 
 
-def _records(body: str, source: str) -> Iterator[Output]:
+def _records(body: str, source: str, now: datetime | None) -> Iterator[Output]:
     lines: list[str] = []
     start = 0
     number = 0
-    for line_number, line in enumerate([*body.splitlines(), ""], start=1):
+    all_lines = body.splitlines()
+    cut = bool(body) and not body.endswith(("\n", "\r"))
+    for line_number, line in enumerate([*all_lines, ""], start=1):
         if line.strip():
             if not lines:
                 start = line_number
@@ -50,11 +60,21 @@ def _records(body: str, source: str) -> Iterator[Output]:
             continue
         if lines:
             number += 1
-            yield _record(f"{source}:{start} (record {number})", start, lines)
+            is_cut = cut and line_number == len(all_lines) + 1
+            output = _record(f"{source}:{start} (record {number})", start, lines, now)
+            if is_cut and isinstance(output, RecordError):
+                output = RecordError(
+                    output.reason + _CUT, location=output.location, **_details(output)
+                )
+            yield with_raw(output, "\n".join(lines))
             lines = []
 
 
-def _record(location: str, start: int, lines: list[str]) -> Output:
+def _details(error: RecordError) -> dict[str, object]:
+    return {key: value for key, value in error.details.items() if key != "location"}
+
+
+def _record(location: str, start: int, lines: list[str], now: datetime | None) -> Output:
     if lines[0][:1].isspace():
         return RecordError(
             f"record starts with an attribute line, not a date line: {lines[0].strip()!r}; "
@@ -70,16 +90,22 @@ def _record(location: str, start: int, lines: list[str]) -> Output:
                 location=location,
             )
         name, value = match.groups()
+        if value.startswith('"') and (len(value) < 2 or not value.endswith('"')):
+            return RecordError(
+                f"line {start + offset}: {name} is cut off (no closing quote)",
+                location=location,
+                field=name,
+            )
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         attributes[name] = value
     try:
-        return _accounting(location, attributes)
+        return _accounting(location, attributes, now)
     except InvalidField as error:
         return RecordError(str(error), location=location, field=error.field)
 
 
-def _accounting(location: str, attributes: dict[str, str]) -> Output:
+def _accounting(location: str, attributes: dict[str, str], now: datetime | None) -> Output:
     for name in (
         "Acct-Status-Type",
         "Acct-Session-Id",
@@ -109,32 +135,17 @@ def _accounting(location: str, attributes: dict[str, str]) -> Output:
         called_station_mac=mac,
         ssid=ssid or None,
         nas_identifier=attributes["NAS-Identifier"],
-        event_time=_event_time(attributes),
+        event_time=_event_time(attributes, now),
         session_time_seconds=_integer(attributes, "Acct-Session-Time"),
         input_octets=_octets(attributes, "Acct-Input-Octets", "Acct-Input-Gigawords"),
         output_octets=_octets(attributes, "Acct-Output-Octets", "Acct-Output-Gigawords"),
     )
 
 
-def _event_time(attributes: dict[str, str]) -> datetime:
-    if "Event-Timestamp" in attributes:
-        value = attributes["Event-Timestamp"]
-        if value.isdigit():
-            return datetime.fromtimestamp(int(value), UTC)
-        text = " ".join(value.split())
-        for pattern in _EVENT_FORMATS:
-            try:
-                return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-            except ValueError:
-                continue
-        raise InvalidField(
-            "Event-Timestamp",
-            value,
-            "must be epoch seconds or 'Mon DD YYYY HH:MM:SS UTC' as FreeRADIUS writes it",
-            "set the server's time zone to UTC so detail files print UTC",
-        )
-    if attributes.get("Timestamp", "").isdigit():
-        return datetime.fromtimestamp(int(attributes["Timestamp"]), UTC)
+def _event_time(attributes: dict[str, str], now: datetime | None) -> datetime:
+    for name in ("Event-Timestamp", "Timestamp"):
+        if attributes.get(name):
+            return parse_timestamp(attributes[name], name, now=now)
     raise InvalidField(
         "Event-Timestamp",
         None,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from datatrust.errors import RecordError
 
-from ._common import Output, build, csv_rows, read_text
+from ._common import Output, build, csv_records, read_text
 from ._records import AccessPointDevice, SensorDevice
 
 __all__ = [
@@ -20,25 +21,37 @@ SENSOR_COLUMNS = ("device_id", "model", "kind", "lsoa_code", "latitude", "longit
 ACCESS_POINT_COLUMNS = ("ap_mac", "ssid", "nas_identifier", "lsoa_code")
 
 
-def read_sensor_inventory_csv(text: str | bytes, source: str) -> Iterator[Output]:
-    """A ``SensorDevice`` or a located ``RecordError`` for each row, in file order."""
-    rows = csv_rows(read_text(text, source), source, SENSOR_COLUMNS)
-    return (_sensor(location, row) for location, row in rows)
+def read_sensor_inventory_csv(
+    text: str | bytes,
+    source: str,
+    *,
+    now: datetime | None = None,
+) -> Iterator[Output]:
+    """A ``SensorDevice`` or a located ``RecordError`` for each row, in file order.
+
+    ``now`` is accepted because every reader takes it; asset registers carry no times.
+    """
+    return csv_records(read_text(text, source), source, SENSOR_COLUMNS, _sensor)
 
 
-def read_access_point_inventory_csv(text: str | bytes, source: str) -> Iterator[Output]:
+def read_access_point_inventory_csv(
+    text: str | bytes,
+    source: str,
+    *,
+    now: datetime | None = None,
+) -> Iterator[Output]:
     """An ``AccessPointDevice`` or a located ``RecordError`` for each row, in file order."""
-    rows = csv_rows(read_text(text, source), source, ACCESS_POINT_COLUMNS)
-    return (
-        build(
-            AccessPointDevice,
-            location,
-            ap_mac=row["ap_mac"],
-            ssid=row["ssid"],
-            nas_identifier=row["nas_identifier"],
-            lsoa_code=row["lsoa_code"],
-        )
-        for location, row in rows
+    return csv_records(read_text(text, source), source, ACCESS_POINT_COLUMNS, _access_point)
+
+
+def _access_point(location: str, row: dict[str, str]) -> Output:
+    return build(
+        AccessPointDevice,
+        location,
+        ap_mac=row["ap_mac"],
+        ssid=row["ssid"],
+        nas_identifier=row["nas_identifier"],
+        lsoa_code=row["lsoa_code"],
     )
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from ._records_health import Condition, Observation
+from ._records_housing import HousingCase
 from ._rules import (
     ACCT_STATUS_TYPES,
     CLD_EVENT_TYPES,
     ENCOUNTER_CLASSES,
     ENCOUNTER_STATUSES,
     GENDERS,
+    PRESENCE_KINDS,
     SENSOR_KINDS,
     InvalidField,
     check_choice,
@@ -35,9 +38,13 @@ from ._rules import (
 __all__ = [
     "AccessPointDevice",
     "CareEvent",
+    "Condition",
     "Encounter",
+    "HousingCase",
     "InvalidField",
+    "Observation",
     "Patient",
+    "PresenceObservation",
     "Record",
     "SensorDevice",
     "SensorUplink",
@@ -159,6 +166,30 @@ class WifiAccounting:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PresenceObservation:
+    """One sighting of a WiFi or Bluetooth device by the access points (Meraki Scanning API).
+    ``client_mac`` is the raw device MAC: ingest must pseudonymise it before storing anything."""
+
+    client_mac: str
+    ap_mac: str
+    seen_at: datetime
+    rssi: float | None
+    kind: str
+    ssid: str | None
+    network_id: str | None
+
+    def __post_init__(self) -> None:
+        check_mac(self, "client_mac")
+        check_mac(self, "ap_mac")
+        check_utc(self, "seen_at")
+        if self.rssi is not None:
+            set_field(self, "rssi", finite("rssi", self.rssi))
+        check_choice(self, "kind", PRESENCE_KINDS, "Meraki Scanning API v3 type, WiFi or BLE")
+        check_text(self, "ssid", optional=True)
+        check_text(self, "network_id", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Patient:
     """One patient from a FHIR bundle, reduced to what the trust may need."""
 
@@ -192,9 +223,11 @@ class Encounter:
     status: str
     started_at: datetime
     ended_at: datetime | None
+    version: str | None = None
 
     def __post_init__(self) -> None:
         check_text(self, "encounter_id")
+        check_text(self, "version", optional=True)
         check_nhs(self, "nhs_number")
         check_choice(self, "class_code", ENCOUNTER_CLASSES, "HL7 v3 ActEncounterCode")
         check_choice(self, "status", ENCOUNTER_STATUSES, "FHIR R4 EncounterStatus")
@@ -247,7 +280,11 @@ Record = (
     | SensorUplink
     | AccessPointDevice
     | WifiAccounting
+    | PresenceObservation
     | Patient
     | Encounter
+    | Observation
+    | Condition
     | CareEvent
+    | HousingCase
 )

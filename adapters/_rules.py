@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 __all__ = [
     "ACCT_STATUS_TYPES",
     "CLD_EVENT_TYPES",
+    "CONDITION_CLINICAL_STATUSES",
     "ENCOUNTER_CLASSES",
     "ENCOUNTER_STATUSES",
     "GENDERS",
+    "HCLIC_DUTY_TYPES",
+    "OBSERVATION_STATUSES",
+    "PRESENCE_KINDS",
     "SENSOR_KINDS",
     "InvalidField",
     "check_choice",
     "check_count",
+    "check_date",
     "check_lsoa",
     "check_mac",
     "check_nhs",
@@ -72,6 +77,31 @@ ENCOUNTER_CLASSES = (
 GENDERS = ("male", "female", "other", "unknown")
 # Adult Social Care Client Level Data: the four event types of the care pathway
 CLD_EVENT_TYPES = ("Request", "Assessment", "Service", "Review")
+# HL7 FHIR R4 ObservationStatus (http://hl7.org/fhir/R4/valueset-observation-status.html)
+OBSERVATION_STATUSES = (
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+# HL7 FHIR R4 Condition clinical status (http://hl7.org/fhir/R4/valueset-condition-clinical.html)
+CONDITION_CLINICAL_STATUSES = (
+    "active",
+    "recurrence",
+    "relapse",
+    "inactive",
+    "remission",
+    "resolved",
+)
+# Cisco Meraki Scanning API v3: one feed type per radio
+PRESENCE_KINDS = ("wifi", "ble")
+# Homelessness Reduction Act 2017 duties as H-CLIC records them (prevention s195, relief
+# s189B, main s193), or none owed yet
+HCLIC_DUTY_TYPES = ("prevention", "relief", "main", "none")
 
 
 class InvalidField(ValueError):
@@ -137,6 +167,14 @@ def check_utc(record: Any, name: str, *, optional: bool = False) -> None:
             "timestamps must be timezone-aware UTC",
             "give the time with a Z or +00:00 offset",
         )
+
+
+def check_date(record: Any, name: str, *, optional: bool = False) -> None:
+    value = getattr(record, name)
+    if value is None and optional:
+        return
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise InvalidField(name, value, "must be a calendar date", "send YYYY-MM-DD")
 
 
 def check_lsoa(record: Any, name: str, *, optional: bool = False) -> None:

@@ -1,27 +1,34 @@
 """The Things Stack (v3) uplink messages, as its webhooks and MQTT ``.../up`` topic send them.
 
-Input is NDJSON (one ``up`` message per line) or one JSON array of messages. Measurements
-come from ``uplink_message.decoded_payload`` when the network server decoded the payload,
-else from ``frm_payload`` (base64) through the codec registered for the device's model.
-The model is ``uplink_message.version_ids.model_id``, or the caller's ``models`` mapping
-(our inventory), which wins when both are given.
+Input is one message, NDJSON (one ``up`` message per line) or a JSON array of messages.
+Measurements come from ``uplink_message.decoded_payload`` when the network server decoded
+the payload, else from ``frm_payload`` (base64) through the codec registered for the
+device's model. The model is ``uplink_message.version_ids.model_id``, or the caller's
+``models`` mapping (our inventory), which wins when both are given.
+
+Real traffic differs from the documentation: ``f_cnt`` is left out when it is 0 (proto3
+JSON omits zero values), ``rssi``/``snr`` may arrive as strings, and timestamps come in
+the styles :func:`parse_timestamp` accepts.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
-from datatrust.errors import RecordError, SourceError
+from datatrust.errors import RecordError
 
 from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, measurements
-from ._common import Output, build, parse_rfc3339, read_text
+from ._common import Output, build, read_text, with_raw
+from ._json import json_messages, object_at, optional_number, whole_number
+from ._lorawan import best_gateway, decode_payload
 from ._records import InvalidField, SensorUplink
+from ._time import parse_timestamp
 
-__all__ = ["read_things_stack_uplinks"]
+__all__ = ["read_things_stack_uplinks", "things_stack_uplink"]
+
+_WHAT = "The Things Stack up message"
 
 
 def read_things_stack_uplinks(
@@ -30,58 +37,41 @@ def read_things_stack_uplinks(
     *,
     models: Mapping[str, str] | None = None,
     codecs: Mapping[str, Codec] = CODECS,
+    now: datetime | None = None,
 ) -> Iterator[Output]:
     """A ``SensorUplink`` or a located ``RecordError`` for each message, in source order."""
-    body = read_text(text, source)
-    if body.lstrip().startswith("["):
-        try:
-            messages = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise SourceError(
-                f"{source}:{error.lineno}: not a JSON array ({error.msg}); "
-                "send NDJSON or one valid JSON array",
-                location=source,
-            ) from error
-        items = ((f"{source}#/{index}", message) for index, message in enumerate(messages))
-    else:
-        items = _ndjson(body, source)
-    return (_uplink(location, message, models or {}, codecs) for location, message in items)
+    messages = json_messages(read_text(text, source), source)
+    return (
+        with_raw(things_stack_uplink(location, message, models or {}, codecs, now), raw)
+        for location, raw, message in messages
+    )
 
 
-def _ndjson(body: str, source: str) -> Iterator[tuple[str, Any]]:
-    for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        location = f"{source}:{number}"
-        try:
-            yield location, json.loads(line)
-        except json.JSONDecodeError as error:
-            yield (
-                location,
-                RecordError(
-                    f"line is not JSON ({error.msg} at column {error.colno}); "
-                    "each line must be one uplink message",
-                    location=location,
-                ),
-            )
-
-
-def _uplink(
-    location: str, message: Any, models: Mapping[str, str], codecs: Mapping[str, Codec]
+def things_stack_uplink(
+    location: str,
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
 ) -> Output:
+    """One parsed ``up`` message as a record or a located error (no ``raw=`` yet)."""
     if isinstance(message, RecordError):
         return message
     try:
-        return _build(location, message, models, codecs)
+        return _build(location, message, models, codecs, now)
     except InvalidField as error:
         return RecordError(str(error), location=f"{location}#{error.field}", field=error.field)
 
 
 def _build(
-    location: str, message: Any, models: Mapping[str, str], codecs: Mapping[str, Codec]
+    location: str,
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
 ) -> Output:
-    up = _object(message, "/")
-    ids = _object(up.get("end_device_ids"), "/end_device_ids")
+    up = object_at(message, "/", _WHAT)
+    ids = object_at(up.get("end_device_ids"), "/end_device_ids", _WHAT)
     device_id = ids.get("device_id")
     if not isinstance(device_id, str) or not device_id:
         raise InvalidField(
@@ -90,78 +80,39 @@ def _build(
             "every uplink names its device",
             "send the whole The Things Stack up message",
         )
-    uplink = _object(up.get("uplink_message"), "/uplink_message")
+    uplink = object_at(up.get("uplink_message"), "/uplink_message", _WHAT)
     decoded = uplink.get("decoded_payload")
     if isinstance(decoded, dict) and decoded:
         values = measurements(decoded)
     else:
-        values = measurements(_decode(device_id, uplink, models, codecs))
-    best = _best_gateway(uplink.get("rx_metadata"))
-    radio_time = _object(uplink.get("settings") or {}, "/uplink_message/settings").get("time")
-    radio_time = radio_time or best.get("time")
+        version = uplink.get("version_ids")
+        model = models.get(device_id) or (
+            version.get("model_id") if isinstance(version, dict) else None
+        )
+        values = decode_payload(
+            uplink.get("frm_payload"),
+            model,
+            codecs,
+            payload_path="/uplink_message/frm_payload",
+            model_path="/uplink_message/version_ids/model_id",
+            server="The Things Stack",
+        )
+    best, index = best_gateway(uplink.get("rx_metadata"))
+    settings = object_at(uplink.get("settings") or {}, "/uplink_message/settings", _WHAT)
+    radio_time, radio_path = settings.get("time"), "/uplink_message/settings/time"
+    if not radio_time:
+        radio_time, radio_path = best.get("time"), f"/uplink_message/rx_metadata/{index}/time"
+    gateway = object_at(best.get("gateway_ids") or {}, "/gateway_ids", _WHAT)
     return build(
         SensorUplink,
         location,
         device_id=device_id,
-        received_at=parse_rfc3339(up.get("received_at"), "/received_at"),
-        device_time=(
-            parse_rfc3339(radio_time, "/uplink_message/settings/time") if radio_time else None
-        ),
-        frame_counter=uplink.get("f_cnt", 0),
-        gateway_id=_object(best.get("gateway_ids") or {}, "/gateway_ids").get("gateway_id"),
-        rssi=best.get("rssi"),
-        snr=best.get("snr"),
+        received_at=parse_timestamp(up.get("received_at"), "/received_at", now=now),
+        device_time=parse_timestamp(radio_time, radio_path, now=now) if radio_time else None,
+        frame_counter=whole_number(uplink.get("f_cnt", 0), "/uplink_message/f_cnt"),
+        gateway_id=gateway.get("gateway_id"),
+        rssi=optional_number(best.get("rssi"), f"/uplink_message/rx_metadata/{index}/rssi"),
+        snr=optional_number(best.get("snr"), f"/uplink_message/rx_metadata/{index}/snr"),
         measurements=values,
         units={name: MEASUREMENT_UNITS[name] for name in values},
     )
-
-
-def _decode(
-    device_id: str, uplink: dict[str, Any], models: Mapping[str, str], codecs: Mapping[str, Codec]
-) -> dict[str, Any]:
-    version = uplink.get("version_ids")
-    model = models.get(device_id) or (
-        version.get("model_id") if isinstance(version, dict) else None
-    )
-    if model not in codecs:
-        raise InvalidField(
-            "/uplink_message/version_ids/model_id",
-            model,
-            f"no decoded_payload and no codec for this model (codecs: {', '.join(sorted(codecs))})",
-            "decode on the network server, or register the device's model in the inventory",
-        )
-    raw = uplink.get("frm_payload")
-    try:
-        payload = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
-    except (binascii.Error, ValueError):
-        payload = None
-    if not payload:
-        raise InvalidField(
-            "/uplink_message/frm_payload",
-            raw,
-            "frm_payload must be non-empty base64",
-            "send the payload exactly as The Things Stack encoded it",
-        )
-    try:
-        return codecs[model](payload)
-    except ValueError as error:
-        raise InvalidField(
-            "/uplink_message/frm_payload",
-            raw,
-            f"the {model} codec cannot read it ({error})",
-            "check the device model in the inventory",
-        ) from None
-
-
-def _best_gateway(metadata: Any) -> dict[str, Any]:
-    """The gateway that heard the frame best (highest RSSI), or an empty dict."""
-    gateways = [item for item in metadata or [] if isinstance(item, dict)]
-    if not gateways:
-        return {}
-    return max(gateways, key=lambda item: item.get("rssi", float("-inf")))
-
-
-def _object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidField(path, value, "must be a JSON object", "send the whole up message")
-    return value

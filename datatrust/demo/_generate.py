@@ -25,7 +25,10 @@ from datatrust.adapters import (
     SENSOR_COLUMNS,
 )
 
+from ._clinical import clinical_entries
+from ._housing import hclic_return
 from ._lsoa import Lsoa, coventry_lsoas
+from ._presence import meraki_feed
 
 __all__ = ["DemoSources", "write_demo_sources"]
 
@@ -44,7 +47,8 @@ def write_demo_sources(directory: Path, *, seed: int = 2026) -> DemoSources:
     lsoas = coventry_lsoas()
     nhs_numbers = _nhs_numbers(1_300)
     council = _write_council(directory / "council", rng, lsoas)
-    health = _write_health(directory / "health", rng, lsoas, nhs_numbers[:1_000])
+    council += _write_council_extra(directory / "council", seed, lsoas, nhs_numbers)
+    health = _write_health(directory / "health", rng, lsoas, nhs_numbers[:1_000], seed)
     care = _write_social_care(directory / "social-care", rng, lsoas, nhs_numbers)
     return {"council": council, "health": health, "social-care": care}
 
@@ -110,6 +114,25 @@ def _write_council(folder: Path, rng: random.Random, lsoas: list[Lsoa]) -> list[
             _write(folder / "access_points.csv", _csv(ACCESS_POINT_COLUMNS, access_points)),
         ),
         ("freeradius-detail", _write(folder / "detail-20261001", _detail(rng, access_points))),
+    ]
+
+
+def _write_council_extra(
+    folder: Path, seed: int, lsoas: list[Lsoa], nhs_numbers: list[str]
+) -> list[tuple[str, Path]]:
+    """The Meraki presence feed and the H-CLIC return, each from its own seeded generator so
+    adding them left every earlier file byte-identical."""
+    aps = list(csv.reader((folder / "access_points.csv").read_text("utf-8").splitlines()))[1:]
+    presence = random.Random(f"{seed}-meraki")  # noqa: S311 - synthetic, reproducible
+    housing = random.Random(f"{seed}-hclic")  # noqa: S311 - synthetic, reproducible
+    # 150 cases: 60 people also known to health, 20 to nobody else, 70 without an NHS number
+    people = [*housing.sample(nhs_numbers[:1_000], 60), *nhs_numbers[1_150:1_170], *[""] * 70]
+    housing.shuffle(people)
+    feed = meraki_feed(presence, [row[0] for row in aps], WINDOW_START, UPLINK_DAYS)
+    codes = [lsoa.code for lsoa in lsoas]
+    return [
+        ("meraki-scanning", _write(folder / "meraki-scanning.ndjson", feed)),
+        ("hclic-xml", _write(folder / "hclic-2026-q2.xml", hclic_return(housing, codes, people))),
     ]
 
 
@@ -288,9 +311,10 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _write_health(
-    folder: Path, rng: random.Random, lsoas: list[Lsoa], nhs_numbers: list[str]
+    folder: Path, rng: random.Random, lsoas: list[Lsoa], nhs_numbers: list[str], seed: int
 ) -> list[tuple[str, Path]]:
     written = []
+    clinical = random.Random(f"{seed}-clinical")  # noqa: S311 - synthetic, reproducible
     classes = ("AMB", "AMB", "AMB", "EMER", "EMER", "IMP")
     for bundle_index in range(0, len(nhs_numbers), 100):
         entries: list[dict[str, object]] = []
@@ -316,6 +340,7 @@ def _write_health(
                     },
                 }
             )
+            entries += clinical_entries(clinical, number, patient_url, WINDOW_START)
             for visit in range(1 + rng.randrange(4)):
                 code = rng.choice(classes)
                 start = WINDOW_START + timedelta(minutes=rng.randrange(30 * 24 * 60))

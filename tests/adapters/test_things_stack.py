@@ -95,24 +95,25 @@ def test_bad_uplinks_are_located_errors_and_the_good_uplink_after_them_still_par
         ),
         (
             "bad:3#/received_at",
-            "/received_at '2026-10-01 08:30' is invalid: timestamps must be RFC 3339 with an "
-            "offset, e.g. 2026-10-01T08:00:00.123456789Z; send the time in RFC 3339 form",
+            "/received_at '2026-10-25 01:30' is invalid: a time without a zone is read as "
+            "Europe/London, where this hour happens twice (clocks go back); send the time "
+            "with an offset, e.g. +01:00 or Z",
         ),
         (
             "bad:4#/uplink_message/version_ids/model_id",
-            "/uplink_message/version_ids/model_id 'ers-co2' is invalid: no decoded_payload and "
+            "/uplink_message/version_ids/model_id 'ers-co2' is invalid: no decoded payload and "
             "no codec for this model (codecs: am308, vs350); decode on the network server, or "
             "register the device's model in the inventory",
         ),
         (
             "bad:5#/uplink_message/frm_payload",
-            "/uplink_message/frm_payload 'AXVV!!not-base64' is invalid: frm_payload must be "
+            "/uplink_message/frm_payload 'AXVV!!not-base64' is invalid: the payload must be "
             "non-empty base64; send the payload exactly as The Things Stack encoded it",
         ),
         (
             "bad:6",
             "line is not JSON (Expecting property name enclosed in double quotes at column 2); "
-            "each line must be one uplink message",
+            "each line must be one whole message",
         ),
     ]
     assert records[-1] == SensorUplink(
