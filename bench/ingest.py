@@ -1,44 +1,181 @@
-"""Ingest throughput: demo sources into a node store, against parsing them alone.
+"""Ingest throughput, end to end, against a raw bulk insert of the same rows.
 
-python bench/ingest.py [--database-url URL]
+python bench/ingest.py [--months 8] [--sessions 30000] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+For sensor uplinks (the demo's The Things Stack NDJSON, repeated for earlier months so
+there are more than 500,000 readings) and RADIUS accounting records (a FreeRADIUS detail
+file of Start, Interim-Update and Stop records), it prints records per second through the
+whole pipeline (read, validate, pseudonymise, load: ``ingest_file``) into SQLite and into
+a throwaway PostgreSQL database it creates and drops, and the ratio to a raw bulk insert
+of the same canonical rows in the same run (PostgreSQL: COPY; SQLite: executemany) into
+an empty store of the same schema.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
 from datatrust import _prepare
-from datatrust.ingest import FORMATS
+from datatrust.ingest import Pseudonymiser, ingest_file, rows_of, source_format
+from datatrust.store import create_store_engine, ensure_month_partitions, migrate
+
+
+def uplinks_file(folder: Path, months: int) -> Path:
+    demo = _prepare.write_demo_files(folder)
+    (_, source) = next(f for f in demo["council"] if f[0] == "things-stack-uplinks")
+    text = source.read_text()
+    path = folder / "uplinks-scaled.ndjson"
+    with path.open("w") as out:
+        for back in range(months):  # October, then September, August, ...
+            out.write(text.replace("2026-10-0", f"2026-{10 - back:02d}-0"))
+    return path
+
+
+def inventory_files(folder: Path) -> tuple[Path, Path]:
+    demo = dict(_prepare.write_demo_files(folder)["council"])
+    return demo["sensor-inventory"], demo["access-point-inventory"]
+
+
+def detail_file(folder: Path, sessions: int, ap_inventory: Path) -> Path:
+    """``sessions`` sessions of Start, Interim-Update and Stop, at the inventory's APs."""
+    aps = [line.split(",")[0] for line in ap_inventory.read_text().splitlines()[1:]]
+    start = datetime(2026, 9, 1, 7, tzinfo=UTC)
+    path = folder / "detail-scaled"
+    with path.open("w") as out:
+        for n in range(sessions):
+            began = start + timedelta(seconds=37 * n)
+            mac = "-".join(f"{b:02X}" for b in (0x02, n >> 16 & 255, n >> 8 & 255, n & 255, 7, 9))
+            for status, after in (("Start", 0), ("Interim-Update", 600), ("Stop", 900)):
+                at = began + timedelta(seconds=after)
+                out.write(
+                    f"{at:%a %b %d %H:%M:%S %Y}\n"
+                    f"\tAcct-Status-Type = {status}\n"
+                    f'\tNAS-Identifier = "cov-ap-{n % len(aps):02d}"\n'
+                    f'\tCalled-Station-Id = "{aps[n % len(aps)]}:CoventryFreeWiFi"\n'
+                    f'\tCalling-Station-Id = "{mac}"\n'
+                    f'\tAcct-Session-Id = "S{n:015X}"\n'
+                    f'\tAcct-Unique-Session-Id = "u{n:015x}"\n'
+                    f'\tEvent-Timestamp = "{at:%b %d %Y %H:%M:%S} UTC"\n'
+                    + (
+                        f"\tAcct-Session-Time = {after}\n\tAcct-Input-Octets = {after * 99}\n"
+                        f"\tAcct-Output-Octets = {after * 301}\n"
+                        if after
+                        else ""
+                    )
+                    + "\n"
+                )
+    return path
+
+
+class Databases:
+    """Fresh, migrated stores: SQLite files in a folder, PostgreSQL throwaway databases."""
+
+    def __init__(self, folder: Path, admin: str | None) -> None:
+        self.folder, self.admin, self.made = folder, admin, []
+
+    def fresh(self, kind: str):
+        if kind == "sqlite":
+            url = f"sqlite:///{self.folder / f'{secrets.token_hex(4)}.db'}"
+        else:
+            name = f"datatrust_bench_{secrets.token_hex(4)}"
+            with psycopg.connect(self.admin, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            self.made.append(name)
+            url = f"postgresql+psycopg://{self.admin.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+        engine = create_store_engine(url)
+        migrate(engine)
+        return engine
+
+    def drop_all(self) -> None:
+        if self.made:
+            with psycopg.connect(self.admin, autocommit=True) as admin:
+                for name in self.made:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def end_to_end(engine, inventories, fmt: str, path: Path, keys: Path) -> float:
+    pseudonymiser = Pseudonymiser(trust_key=b"b" * 32, wifi_key_dir=keys)
+    council = "council"
+    for inv_fmt, inv in inventories:
+        ingest_file(engine, inv, source_format(inv_fmt, node_id=council), pseudonymiser)
+    started = time.perf_counter()
+    report = ingest_file(engine, path, source_format(fmt, node_id=council), pseudonymiser)
+    seconds = time.perf_counter() - started
+    assert report.records_quarantined == 0, report
+    return seconds
+
+
+def canonical_rows(fmt: str, path: Path, keys: Path) -> tuple[str, list[dict], int]:
+    records = list(source_format(fmt, node_id="council").read(path.read_text(), path.name))
+    rows = rows_of(records, Pseudonymiser(trust_key=b"b" * 32, wifi_key_dir=keys))
+    table = "reading" if "reading" in rows else "wifi_session"
+    return table, rows[table], len(records)
+
+
+def raw_bulk(engine, table: str, rows: list[dict]) -> float:
+    columns = list(rows[0])
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            if table == "reading":
+                ensure_month_partitions(connection, "reading", {r["received_at"] for r in rows})
+            cursor = connection.connection.driver_connection.cursor()
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        else:
+            marks = ", ".join(f":{c}" for c in columns)
+            connection.exec_driver_sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608 (our own table and column names)
+                rows,
+            )
+    return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", help="default: a SQLite file per node in a temp dir")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--months", type=int, default=8, help="months of demo uplinks")
+    parser.add_argument("--sessions", type=int, default=30_000, help="RADIUS sessions (x3)")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        data_dir = Path(folder)
-        sources = _prepare.write_demo_files(data_dir)
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        sensors, aps = inventory_files(folder)
+        inventories = [("sensor-inventory", sensors), ("access-point-inventory", aps)]
+        cases = [
+            ("sensor uplinks", "things-stack-uplinks", uplinks_file(folder, args.months)),
+            ("RADIUS accounting", "freeradius-detail", detail_file(folder, args.sessions, aps)),
+        ]
+        dbs = Databases(folder, args.postgres)
+        kinds = ["postgresql"] if args.skip_sqlite else ["sqlite", "postgresql"]
         print(
-            f"{'node':<12} {'records':>8} {'parse s':>8} {'ingest s':>9} {'rec/s':>9} {'ratio':>6}"
+            f"{'source':<18} {'database':<10} {'records':>8} {'rows':>8} "
+            f"{'e2e rec/s':>10} {'e2e rows/s':>10} {'raw rows/s':>10} {'ratio':>6}"
         )
-        for node, files in sources.items():
-            started = time.perf_counter()
-            records = 0
-            for format_name, path in files:
-                records += sum(1 for _ in FORMATS[format_name].read(path.read_text(), path.name))
-            parse_seconds = time.perf_counter() - started
-
-            url = args.database_url or f"sqlite:///{data_dir / node}.db"
-            started = time.perf_counter()
-            _prepare.prepare_demo_node(data_dir, node, url, files)
-            ingest_seconds = time.perf_counter() - started
-            print(
-                f"{node:<12} {records:>8} {parse_seconds:>8.2f} {ingest_seconds:>9.2f} "
-                f"{records / ingest_seconds:>9.0f} {ingest_seconds / parse_seconds:>5.1f}x"
-            )
+        try:
+            for label, fmt, path in cases:
+                table, rows, records = canonical_rows(fmt, path, folder / "keys-raw")
+                for kind in kinds:
+                    e2e = end_to_end(
+                        dbs.fresh(kind), inventories, fmt, path, folder / f"keys-{kind}"
+                    )
+                    raw = raw_bulk(dbs.fresh(kind), table, rows)
+                    print(
+                        f"{label:<18} {kind:<10} {records:>8} {len(rows):>8} "
+                        f"{records / e2e:>10.0f} {len(rows) / e2e:>10.0f} "
+                        f"{len(rows) / raw:>10.0f} {e2e / raw:>5.1f}x",
+                        flush=True,
+                    )
+        finally:
+            dbs.drop_all()
 
 
 if __name__ == "__main__":

@@ -18,19 +18,20 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from datatrust.errors import DatatrustError, RecordError
 from datatrust.ingest._formats import SourceFormat
 from datatrust.ingest._load import write_rows
 from datatrust.ingest._pseudonymise import Pseudonymiser
+from datatrust.ingest._quarantine import excerpt, quarantine_row
 from datatrust.ingest._rows import rows_of
-from datatrust.store import IngestBatch, QuarantinedRecord, refresh_statistics
+from datatrust.ingest._seal import record_payload
+from datatrust.store import IngestBatch, QuarantinedRecord, Sensor, refresh_statistics
 
-__all__ = ["IngestReport", "ingest_file", "load_items"]
+__all__ = ["IngestReport", "admit", "ingest_file", "load_items"]
 
 CHUNK_RECORDS = 2000
-MAX_RAW_CHARS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,10 @@ def ingest_file(
 
     status = "done"
     try:
-        items: Iterable[object] = source_format.read(_decode(data, path.name), path.name)
+        text = _decode(data, path.name)
+        items = _with_originals(
+            source_format.read(text, path.name), text, path.name, source_format.raw_unit
+        )
         report = load_items(
             engine,
             items,
@@ -118,24 +122,80 @@ def load_items(
 
     The one loading path of every source (files, webhooks, MQTT): each chunk's rows and
     quarantined records commit together, so a crash loses at most the chunk in flight and a
-    replay of it duplicates nothing.
+    replay of it duplicates nothing. A reading from a device the sensor inventory does not
+    know is quarantined, not loaded (its area, and so every statistic over it, is unknown).
     """
     loaded = quarantined = 0
+    known: set[str] = set()
     for chunk in _chunks(iter(items), CHUNK_RECORDS):
         records = [item for item in chunk if not isinstance(item, RecordError)]
         errors = [item for item in chunk if isinstance(item, RecordError)]
         with engine.begin() as connection:
+            records, refused = admit(connection, records, source, known)
             if records:
                 write_rows(connection, rows_of(records, pseudonymiser))
-            if errors:
+            if errors or refused:
                 connection.execute(
                     insert(QuarantinedRecord),
-                    [_quarantine_row(e, source, format_name) for e in errors],
+                    [_quarantine(e, source, format_name, pseudonymiser) for e in errors]
+                    + [
+                        quarantine_row(e, source, format_name, _seal_record(r, pseudonymiser))
+                        for r, e in refused
+                    ],
                 )
         loaded += len(records)
-        quarantined += len(errors)
+        quarantined += len(errors) + len(refused)
         on_progress(len(chunk))
     return IngestReport(source, format_name, "loaded", loaded, quarantined)
+
+
+def admit(
+    connection: Connection, records: list[object], source: str, known: set[str]
+) -> tuple[list[object], list[tuple[object, RecordError]]]:
+    """``records`` split into those to load and (record, reason) for those refused.
+
+    ``known`` caches the devices found in the sensor inventory (they are never removed).
+    """
+    devices = {r.device_id for r in records if type(r).__name__ == "SensorUplink"} - known
+    if devices:
+        known.update(
+            connection.execute(
+                select(Sensor.device_id).where(Sensor.device_id.in_(sorted(devices)))
+            ).scalars()
+        )
+    if not devices - known:
+        return records, []
+    admitted: list[object] = []
+    refused: list[tuple[object, RecordError]] = []
+    for record in records:
+        if type(record).__name__ == "SensorUplink" and record.device_id not in known:
+            received = record.received_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            refused.append(
+                (
+                    record,
+                    RecordError(
+                        f"unknown device {record.device_id}: register it in the sensor "
+                        "inventory first",
+                        location=f"{source}: uplink received {received}",
+                        field="device_id",
+                    ),
+                )
+            )
+        else:
+            admitted.append(record)
+    return admitted, refused
+
+
+def _quarantine(
+    error: RecordError, source: str, format_name: str, pseudonymiser: Pseudonymiser
+) -> dict[str, Any]:
+    original = error.details.get("original") or error.details.get("raw")
+    sealed = pseudonymiser.sealer.seal({"text": original}) if original else None
+    return quarantine_row(error, source, format_name, sealed)
+
+
+def _seal_record(record: object, pseudonymiser: Pseudonymiser) -> str:
+    return pseudonymiser.sealer.seal(record_payload(record))
 
 
 def _open_batch(
@@ -193,16 +253,16 @@ def _decode(data: bytes, name: str) -> str:
         ) from error
 
 
-def _quarantine_row(error: RecordError, source: str, format_name: str) -> dict[str, Any]:
-    raw = error.details.get("raw", "")
-    return {
-        "source": source,
-        "location": error.location,
-        "format": format_name,
-        "reason": error.reason,
-        "raw": str(raw)[:MAX_RAW_CHARS],
-        "quarantined_at": datetime.now(UTC),
-    }
+def _with_originals(
+    items: Iterable[object], text: str, name: str, unit: str | None
+) -> Iterator[object]:
+    """Each RecordError gets ``original``: its record's unredacted text, for sealing."""
+    for item in items:
+        if isinstance(item, RecordError) and "original" not in item.details:
+            original = excerpt(text, item.location, name, unit)
+            if original is not None:
+                item.details["original"] = original
+        yield item
 
 
 def _chunks(items: Iterator[object], size: int) -> Iterator[list[object]]:

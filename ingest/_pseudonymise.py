@@ -7,6 +7,9 @@
 * WiFi device MAC addresses (personal data, ICO WiFi analytics guidance 2016) are hashed
   under a key of their own day: once that day's key is destroyed the tokens can no longer
   be linked across days or reversed.
+
+The node's key directory (``wifi_key_dir``, i.e. ``<data_dir>/keys/<node>``) also holds
+``quarantine.key``, under which quarantine seals the originals of bad records.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hmac
 from datetime import datetime
 from pathlib import Path
 
+from datatrust.ingest._seal import Sealer
 from datatrust.trust import load_or_create_key
 
 __all__ = ["Pseudonymiser"]
@@ -32,6 +36,15 @@ class Pseudonymiser:
         self._trust_key = trust_key
         self._wifi_key_dir = wifi_key_dir
         self._wifi_keys: dict[str, bytes] = {}
+        self._tokens: dict[tuple[str, str], str] = {}  # (day, mac) -> token, this run only
+        self._sealer: Sealer | None = None
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals quarantined originals under ``<key dir>/quarantine.key`` (made at first use)."""
+        if self._sealer is None:
+            self._sealer = Sealer(load_or_create_key(self._wifi_key_dir / "quarantine.key"))
+        return self._sealer
 
     def person(self, nhs_number: str) -> str:
         """The trust pseudonym of a (validated) NHS number."""
@@ -43,8 +56,14 @@ class Pseudonymiser:
     def device(self, mac: str, seen_at: datetime) -> str:
         """A device token that links sightings within one UTC day only."""
         day = seen_at.date().isoformat()
+        token = self._tokens.get((day, mac))
+        if token is not None:
+            return token
         key = self._wifi_keys.get(day)
         if key is None:
             key = load_or_create_key(self._wifi_key_dir / f"wifi-{day}.key")
             self._wifi_keys[day] = key
-        return "d-" + _keyed_hash(key, "mac", mac)
+        if len(self._tokens) > 100_000:  # a busy day's devices; forget, do not grow
+            self._tokens.clear()
+        token = self._tokens[(day, mac)] = "d-" + _keyed_hash(key, "mac", mac)
+        return token

@@ -31,6 +31,9 @@ from datatrust.store._models import (
     Sensor,
     WifiSession,
 )
+from datatrust.store._partitions import ensure_month_partitions, is_partition
+from datatrust.store._rollups import ReadingHourly, WifiDaily
+from datatrust.store._sources import Condition, HousingCase, Observation, PresenceObservation
 from datatrust.store._types import UTCDateTime
 
 __all__ = [
@@ -39,19 +42,27 @@ __all__ = [
     "Agreement",
     "AuditEvent",
     "CareEpisode",
+    "Condition",
     "Consent",
     "Encounter",
+    "HousingCase",
     "IngestBatch",
+    "Observation",
     "Person",
+    "PresenceObservation",
     "Purpose",
     "QuarantinedRecord",
     "Reading",
+    "ReadingHourly",
     "Sensor",
     "UTCDateTime",
+    "WifiDaily",
     "WifiSession",
     "alembic_config",
     "check_ready",
     "create_store_engine",
+    "ensure_month_partitions",
+    "is_partition",
     "masked_url",
     "migrate",
     "refresh_statistics",

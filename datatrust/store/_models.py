@@ -166,6 +166,7 @@ class Encounter(_StoreTable, table=True):
     started_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     lsoa_code: str | None = Field(default=None, index=True)
+    version: int | None = None  # FHIR meta.versionId: a newer version replaces the row
 
 
 # --- social care: Client Level Data events ---------------------------------------------
@@ -262,7 +263,8 @@ class QuarantinedRecord(_StoreTable, table=True):
     location: str
     format: str
     reason: str
-    raw: str = Field(sa_type=sa.Text)
+    raw: str = Field(sa_type=sa.Text)  # redacted: no MAC address or NHS number
+    raw_sealed: str | None = Field(default=None, sa_type=sa.Text)  # encrypted, for replay
     quarantined_at: datetime = Field(sa_type=UTCDateTime)
     replayed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

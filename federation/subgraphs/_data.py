@@ -3,6 +3,12 @@
 Every function aggregates in SQL (GROUP BY the area code) for all the areas a request
 asks about at once, so an ``_entities`` call for fifty areas costs one query per field,
 never one per area. Each takes the request's Permit, so no caller can read without one.
+
+Footfall, air quality and WiFi sessions read the roll-ups ingest keeps (``reading_hourly``,
+``wifi_daily``), not raw rows, so a planning query over a year reads thousands of summary
+rows instead of millions of readings. Periods are whole UTC days, so the hourly and daily
+buckets give exactly the raw rows' answer; an area is the one the sensor or access point
+had when the data arrived.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from sqlalchemy.sql import Select
 
 from datatrust.errors import AccessDenied
 from datatrust.policies import Permit
-from datatrust.store import AccessPoint, CareEpisode, Encounter, Reading, Sensor, WifiSession
+from datatrust.store import CareEpisode, Encounter, ReadingHourly, WifiDaily
 
 __all__ = [
     "PARTICULATE_QUANTITIES",
@@ -54,13 +60,13 @@ def footfall_by_area(
 ) -> dict[str, int]:
     """People counted entering, summed over every people counter in each area."""
     _require(permit)
+    hourly = ReadingHourly
     query = (
-        select(Sensor.lsoa_code, func.sum(Reading.value))
-        .join(Sensor, Sensor.device_id == Reading.device_id)
-        .where(Reading.quantity == "people_in", Sensor.lsoa_code.in_(codes))
-        .group_by(Sensor.lsoa_code)
+        select(hourly.lsoa_code, func.sum(hourly.total))
+        .where(hourly.quantity == "people_in", hourly.lsoa_code.in_(codes))
+        .group_by(hourly.lsoa_code)
     )
-    query = _in_period(query, Reading.received_at, since, until)
+    query = _in_period(query, hourly.hour, since, until)
     with engine.connect() as connection:
         return {code: int(total) for code, total in connection.execute(query)}
 
@@ -70,18 +76,18 @@ def air_quality_by_area(
 ) -> dict[str, dict[str, float | int]]:
     """Mean of each pollutant (µg/m³) and the number of readings behind it, per area."""
     _require(permit)
+    hourly = ReadingHourly
     query = (
-        select(Sensor.lsoa_code, Reading.quantity, func.avg(Reading.value), func.count())
-        .join(Sensor, Sensor.device_id == Reading.device_id)
-        .where(Reading.quantity.in_(PARTICULATE_QUANTITIES), Sensor.lsoa_code.in_(codes))
-        .group_by(Sensor.lsoa_code, Reading.quantity)
+        select(hourly.lsoa_code, hourly.quantity, func.sum(hourly.total), func.sum(hourly.count))
+        .where(hourly.quantity.in_(PARTICULATE_QUANTITIES), hourly.lsoa_code.in_(codes))
+        .group_by(hourly.lsoa_code, hourly.quantity)
     )
-    query = _in_period(query, Reading.received_at, since, until)
+    query = _in_period(query, hourly.hour, since, until)
     result: dict[str, dict[str, float | int]] = {}
     with engine.connect() as connection:
-        for code, quantity, mean, count in connection.execute(query):
+        for code, quantity, total, count in connection.execute(query):
             area = result.setdefault(code, {"count": 0})
-            area[quantity] = round(float(mean), 2)
+            area[quantity] = round(float(total) / int(count), 2)
             area["count"] = int(area["count"]) + int(count)
     return result
 
@@ -89,17 +95,19 @@ def air_quality_by_area(
 def wifi_sessions_by_area(
     engine: Engine, permit: Permit, codes: Sequence[str], since: date | None, until: date | None
 ) -> dict[str, int]:
-    """Public-WiFi sessions started at access points in each area."""
+    """Public-WiFi sessions (on the day of their last accounting event) in each area."""
     _require(permit)
     query = (
-        select(AccessPoint.lsoa_code, func.count(WifiSession.id))
-        .join(AccessPoint, AccessPoint.ap_mac == WifiSession.ap_mac)
-        .where(AccessPoint.lsoa_code.in_(codes))
-        .group_by(AccessPoint.lsoa_code)
+        select(WifiDaily.lsoa_code, func.sum(WifiDaily.sessions))
+        .where(WifiDaily.lsoa_code.in_(codes))
+        .group_by(WifiDaily.lsoa_code)
     )
-    query = _in_period(query, WifiSession.last_event_at, since, until)
+    if since is not None:
+        query = query.where(WifiDaily.day >= since)
+    if until is not None:
+        query = query.where(WifiDaily.day <= until)
     with engine.connect() as connection:
-        return {code: int(count) for code, count in connection.execute(query)}
+        return {code: int(n) for code, n in connection.execute(query) if n}
 
 
 def encounter_count_by_area(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -140,7 +141,11 @@ def test_a_format_is_loaded_only_at_a_node_that_holds_such_data():
         source_format("fhir-bundle", node_id="council")
     with pytest.raises(
         SettingsError,
-        match="unknown ingest format 'hl7v2'; known formats: access-point-inventory, cld-csv",
+        match=re.escape(
+            "unknown ingest format 'hl7v2'; known formats: access-point-inventory, "
+            "chirpstack-uplinks, cld-csv, fhir-bundle, freeradius-detail, hclic-xml, "
+            "meraki-scanning, sensor-inventory, things-stack-uplinks"
+        ),
     ):
         source_format("hl7v2", node_id="health")
 

@@ -17,6 +17,12 @@ from alembic import context
 
 from datatrust.store._engine import create_store_engine
 from datatrust.store._models import STORE_METADATA
+from datatrust.store._partitions import is_partition
+
+
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares the models' tables, not the monthly partitions ingest adds."""
+    return not (type_ == "table" and is_partition(name))
 
 
 def _configure_and_run(connection: sa.Connection) -> None:
@@ -25,6 +31,7 @@ def _configure_and_run(connection: sa.Connection) -> None:
         target_metadata=STORE_METADATA,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
