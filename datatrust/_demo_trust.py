@@ -27,7 +27,7 @@ DEMO_NODES = (
 
 EXAMPLE_PURPOSE = "service-planning"
 EXAMPLE_QUERY = (
-    "{ areas(first: 5) { code name footfall(since: \"2026-10-01\", until: \"2026-10-31\") "
+    '{ areas(first: 5) { code name footfall(since: "2026-10-01", until: "2026-10-31") '
     "airQuality { pm25Mean no2Mean } encounterCount openCareEpisodes } }"
 )
 

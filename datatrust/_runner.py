@@ -2,9 +2,13 @@
 
 The runner checks its ports, prepares each node's store (migrations, demo data through
 ingest), starts every node and then the gateway as child processes, waits until each says
-it is ready, writes ``run.json`` and waits. SIGINT or SIGTERM stops every child (SIGTERM,
-then SIGKILL after a grace period) and removes ``run.json``; a child that dies on its own
-stops the whole trust with its log's last lines, so a trust is never half up.
+it is ready, writes ``run.json`` and waits. When the local MQTT broker answers, it also
+runs the council's MQTT subscriber and a demo feed publishing live uplinks. SIGINT or
+SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and removes
+``run.json``; a child that dies on its own stops the whole trust with its log's last
+lines, so a trust is never half up. Children marked ``stop_first`` (the feed, then the
+subscriber) are stopped one at a time before the rest, so the subscriber commits what the
+feed published before it goes and a restarted trust starts with nothing in flight.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from datatrust.errors import PortInUse, SourceError
 __all__ = [
     "ChildProcess",
     "TrustRunner",
+    "broker_unreachable_reason",
     "check_port_free",
     "health_url",
     "is_trust_running",
@@ -62,13 +67,23 @@ def read_run_file(data_dir: Path) -> dict | None:
         return None
 
 
+def broker_unreachable_reason(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """Why nothing accepts TCP connections at ``host:port``, or None when something does."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or type(error).__name__
+
+
 @dataclass
 class ChildProcess:
     name: str
     argv: list[str]
-    ready_url: str
+    ready_url: str | None
     log_path: Path
     process: subprocess.Popen | None = None
+    stop_first: bool = False
 
     def start(self, env: dict[str, str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +128,9 @@ class TrustRunner:
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 for child in list(pending):
+                    if child.ready_url is None:
+                        pending.remove(child)
+                        continue
                     code = child.exit_code()
                     if code is not None:
                         raise SourceError(
@@ -153,6 +171,9 @@ class TrustRunner:
     def stop_all(self) -> None:
         """SIGTERM every child, wait, then SIGKILL what is left; reap them all."""
         running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in reversed([c for c in running if c.stop_first]):
+            _stop_one(child)
+        running = [c for c in running if not c.stop_first]
         for child in reversed(running):
             child.process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
@@ -170,6 +191,15 @@ class TrustRunner:
         temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
         temporary.replace(path)
         return path
+
+
+def _stop_one(child: ChildProcess) -> None:
+    child.process.terminate()
+    try:
+        child.process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.process.kill()
+        child.process.wait()
 
 
 def serve_argv(kind: str, config: Path) -> list[str]:

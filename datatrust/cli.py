@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from datatrust._demo_trust import DEMO_NODES, example_curl
 from datatrust.errors import DatatrustError
@@ -78,7 +79,11 @@ def up(
     try:
         node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner)
         gateway_url = f"http://{host}:{ports['gateway']}/graphql"
-        run_path = runner.write_run_file({"gateway": gateway_url, "nodes": node_urls})
+        run = {"gateway": gateway_url, "nodes": node_urls}
+        live = _start_live_feed(runner, data_dir, _runner)
+        if live is not None:
+            run["mqtt"] = live
+        run_path = runner.write_run_file(run)
         _print_endpoints(gateway_url, node_urls, run_path, time.perf_counter() - started)
 
         def on_child_exit(child: _runner.ChildProcess, code: int) -> None:
@@ -173,6 +178,53 @@ def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prep
     return node_urls
 
 
+def _start_live_feed(runner, data_dir: Path, _runner) -> dict | None:
+    """The council's MQTT subscriber and the demo feed, when the broker answers."""
+    from datatrust._ingest_cli import LIVE_TOPICS, subscriber_client_id
+    from datatrust.ingest import broker_address
+    from datatrust.settings import NodeSettings, load_settings
+
+    config = data_dir / "config" / "council.toml"
+    broker = load_settings(NodeSettings, toml_path=config, environ={}).mqtt_broker
+    host, port = broker_address(broker)
+    reason = _runner.broker_unreachable_reason(host, port)
+    if reason is not None:
+        console.print(
+            f"Live feed off: no MQTT broker answers at {broker} ({reason}); "
+            "start one (e.g. mosquitto) and run up again for live uplinks.",
+            highlight=False,
+        )
+        return None
+    base = [sys.executable, "-m", "datatrust"]
+    topics = [arg for topic in LIVE_TOPICS for arg in ("--topic", topic)]
+    subscriber = _runner.ChildProcess(
+        name="council MQTT subscriber",
+        argv=[
+            *(*base, "ingest", "mqtt", "--node", "council", "--data-dir", str(data_dir)),
+            *("--broker", broker, "--client-id", subscriber_client_id("council", data_dir)),
+            *("--session-expiry", "3600", *topics),
+        ],
+        ready_url=None,
+        log_path=data_dir / "logs" / "council-mqtt.log",
+        stop_first=True,
+    )
+    feed = _runner.ChildProcess(
+        name="demo feed",
+        argv=[*base, "demo-feed", "--data-dir", str(data_dir), "--broker", broker],
+        ready_url=None,
+        log_path=data_dir / "logs" / "demo-feed.log",
+        stop_first=True,
+    )
+    runner.start(subscriber)
+    runner.start(feed)
+    console.print(
+        f"Live feed on: demo uplinks published to {broker} every few seconds and loaded "
+        "at the council node.",
+        highlight=False,
+    )
+    return {"broker": broker, "topics": list(LIVE_TOPICS)}
+
+
 def _print_endpoints(
     gateway_url: str, nodes: dict[str, str], run_path: Path, seconds: float
 ) -> None:
@@ -259,44 +311,135 @@ def serve_gateway(config: ConfigOption = None) -> None:
     )
 
 
-@app.command()
+class _IngestCommand(TyperCommand):
+    """``ingest``'s help lists the formats, read from ``ingest.FORMATS`` when asked for."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from datatrust.ingest import FORMATS
+
+        lines = [f"{name} ({', '.join(f.nodes)}): {f.title}" for name, f in sorted(FORMATS.items())]
+        lines.append(
+            "mqtt (council): subscribe to --topic at --broker (QoS 1) and load uplinks until Ctrl-C"
+        )
+        self.epilog = "Formats:\n\n" + "\n\n".join(lines)
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_IngestCommand)
 def ingest(
-    format_name: Annotated[str, typer.Argument(metavar="FORMAT", help="Source format.")],
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", exists=True, dir_okay=False)],
-    node: Annotated[str, typer.Option(help="Node whose store receives the data.")],
+    format_name: Annotated[
+        str, typer.Argument(metavar="FORMAT", help="Source format (listed below), or mqtt.")
+    ],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[PATH]...",
+            exists=True,
+            help="Files, or directories (their files, sorted). Not with mqtt.",
+        ),
+    ] = None,
+    node: Annotated[str, typer.Option(help="Node whose store receives the data.")] = ...,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database_url: Annotated[
         str | None, typer.Option(help="Store URL; default: the node's SQLite file.")
     ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="mqtt: broker URL; default: the node's mqtt_broker setting."),
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", help="mqtt: topic filter (repeatable).")
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="mqtt: MQTT client id; default: stable per node and data dir."),
+    ] = None,
+    session_expiry: Annotated[
+        int, typer.Option(help="mqtt: seconds the broker keeps the session while away.")
+    ] = 86_400,
 ) -> None:
-    """Load source files into a node's store (see the formats below)."""
-    from datatrust._prepare import node_pseudonymiser
-    from datatrust.ingest import ingest_file, source_format
-    from datatrust.settings import NodeSettings, load_settings
-    from datatrust.store import create_store_engine, migrate
+    """Load source files into a node's store, or (FORMAT mqtt) subscribe to a broker."""
+    from datatrust import _ingest_cli
 
-    data_dir = data_dir.resolve()
-    settings = load_settings(
-        NodeSettings,
-        environ={},
-        node_id=node,
-        agency=node,
-        data_dir=data_dir,
-        database_url=database_url,
-    )
-    chosen = source_format(format_name, node_id=settings.node_id)
-    engine = create_store_engine(settings.effective_database_url)
-    migrate(engine)
-    pseudonymiser = node_pseudonymiser(data_dir, settings.node_id)
-    quarantined = 0
-    for path in paths:
-        report = ingest_file(engine, path, chosen, pseudonymiser)
-        quarantined += report.records_quarantined
-        console.print(
-            f"{path}: {report.status}, {report.records_loaded} records loaded, "
-            f"{report.records_quarantined} quarantined",
-            highlight=False,
+    settings = _ingest_cli.node_settings(node, data_dir.resolve(), database_url)
+    if format_name == "mqtt":
+        if paths:
+            raise DatatrustError("ingest mqtt takes no PATH; give --topic (and --broker)")
+        _ingest_cli.subscribe(
+            console,
+            settings,
+            broker or settings.mqtt_broker,
+            topic or [],
+            client_id=client_id,
+            session_expiry_seconds=session_expiry,
         )
-    engine.dispose()
-    if quarantined:
+        return
+    if not paths:
+        raise DatatrustError(f"ingest {format_name} needs at least one PATH (a file or directory)")
+    if topic or broker or client_id:
+        raise DatatrustError("--broker, --topic and --client-id are for ingest mqtt only")
+    if _ingest_cli.ingest_files(console, format_name, paths, settings):
         raise typer.Exit(1)
+
+
+quarantine_app = typer.Typer(help="What ingest set aside and why; retry after a fix.")
+app.add_typer(quarantine_app, name="quarantine")
+NodeOption = Annotated[
+    str | None, typer.Option(help="One node; default: every node store in the data dir.")
+]
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    node: NodeOption = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database_url: Annotated[str | None, typer.Option(help="Store URL (with --node).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many per node.")] = 100,
+    format_name: Annotated[
+        str | None, typer.Option("--format", help="Only records of this format.")
+    ] = None,
+) -> None:
+    """List quarantined records: id, format, location and the reason."""
+    from datatrust import _ingest_cli
+
+    _ingest_cli.list_quarantined(
+        console, node, data_dir.resolve(), database_url, limit=limit, format_name=format_name
+    )
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    node: NodeOption = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database_url: Annotated[str | None, typer.Option(help="Store URL (with --node).")] = None,
+    record_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Only this record (repeatable).")
+    ] = None,
+) -> None:
+    """Retry quarantined records (after a codec or mapping fix); fixed ones load."""
+    from datatrust import _ingest_cli
+
+    _ingest_cli.replay_quarantined(console, node, data_dir.resolve(), database_url, record_id or [])
+
+
+@app.command("demo-feed", hidden=True)
+def demo_feed(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    broker: Annotated[str, typer.Option(help="Broker URL.")] = "mqtt://127.0.0.1:1883",
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
+) -> None:
+    """Publish live demo uplinks for the demo sensors (run by `up`)."""
+    import logging
+    import signal
+    import threading
+
+    from datatrust._demo_feed import run_demo_feed
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    inventory = data_dir.resolve() / "demo" / "council" / "sensor_inventory.csv"
+    run_demo_feed(broker, inventory, stop, interval_seconds=interval)

@@ -3,7 +3,10 @@
 It serves the node's Federation subgraph at ``/graphql`` (guarded by the enforcement
 point, every decision audited), ``/healthz`` (the process answers), ``/readyz`` (the store
 is reachable and its migrations current) and ``/metrics`` (Prometheus text). Migrations
-run when the node starts, so a node never serves an out-of-date schema.
+run when the node starts, so a node never serves an out-of-date schema. The council node,
+which holds the LoRaWAN sensors, also takes uplinks pushed by network servers
+(``/ingest/ttn``, ``/ingest/chirpstack``), guarded by the secret in
+``<data_dir>/keys/council/webhook-secret``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from datatrust.trust import append_audit_entry, demo_purpose_register
 __all__ = ["create_node_app"]
 
 logger = logging.getLogger("datatrust.node")
+
+WEBHOOK_NODES = ("council",)
 
 
 def create_node_app(settings: NodeSettings) -> Starlette:
@@ -79,6 +84,19 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
+            *_ingest_routes(settings, engine),
         ],
         lifespan=lifespan,
     )
+
+
+def _ingest_routes(settings: NodeSettings, engine) -> list[Route]:
+    """Webhook routes where uplinks arrive (the council's sensors), else none."""
+    if settings.node_id not in WEBHOOK_NODES:
+        return []
+    from datatrust._prepare import node_pseudonymiser
+    from datatrust.ingest import webhook_routes, webhook_secret
+
+    data_dir = settings.data_dir.resolve()
+    secret = webhook_secret(data_dir / "keys" / settings.node_id)
+    return webhook_routes(engine, node_pseudonymiser(data_dir, settings.node_id), secret)

@@ -69,6 +69,13 @@ class NodeSettings(_Settings):
     policy_engine: Literal["embedded"] = Field(
         "embedded", description="Which policy engine decides data use (embedded: in process)."
     )
+    mqtt_broker: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description=(
+            "MQTT broker (mqtt://HOST[:PORT]) whose LoRaWAN uplinks the node's subscriber "
+            "loads: the default of `datatrust ingest mqtt`, and the live feed of `up`."
+        ),
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -1,3 +1,4 @@
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,8 @@ def test_the_same_seed_writes_byte_identical_files_quickly(tmp_path: Path) -> No
         "things-stack-uplinks",
         "access-point-inventory",
         "freeradius-detail",
+        "meraki-scanning",
+        "hclic-xml",
     ]
 
 
@@ -59,9 +62,17 @@ def test_every_generated_file_parses_through_its_adapter_with_no_errors(tmp_path
     assert counts["Patient"] == 1_000
     assert 1_000 <= counts["Encounter"] <= 4_000
     assert counts["CareEvent"] == 600
+    assert counts["PresenceObservation"] == 2_000
+    assert 500 <= counts["Observation"] <= 2_000
+    assert 150 <= counts["Condition"] <= 450
+    assert counts["HousingCase"] == 150
     uplinks = dict(sources["council"])["things-stack-uplinks"].read_text("utf-8").splitlines()
     air = [line for line in uplinks if '"model_id": "am308"' in line]
     assert 0 < sum('"decoded_payload"' in line for line in air) < len(air)
+    hclic = dict(sources["council"])["hclic-xml"].read_text("utf-8")
+    bundles = "".join(path.read_text("utf-8") for _, path in sources["health"])
+    shared = {n for n in re.findall(r"<Local_NHS_Number>(\d{10})<", hclic) if n in bundles}
+    assert len(shared) == 60
 
 
 def test_coventry_lsoas_are_real_2021_codes_with_coventry_names() -> None:

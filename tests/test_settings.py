@@ -62,7 +62,9 @@ def test_a_database_password_file_is_added_to_the_url_and_masked_in_repr(tmp_pat
         database_url="postgresql+psycopg://datatrust@db:5432/council",
         database_password_file=secret,
     )
-    assert settings.effective_database_url == "postgresql+psycopg://datatrust:s3cret@db:5432/council"
+    assert (
+        settings.effective_database_url == "postgresql+psycopg://datatrust:s3cret@db:5432/council"
+    )
     assert "s3cret" not in repr(settings)
 
 

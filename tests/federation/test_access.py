@@ -14,8 +14,7 @@ SCHEMA = build_schema(
 
 def test_fields_in_fragments_and_nested_types_are_all_reported():
     document = parse(
-        "{ areas { code ...F airQuality { pm25Mean } __typename } } "
-        "fragment F on Area { name }"
+        "{ areas { code ...F airQuality { pm25Mean } __typename } } fragment F on Area { name }"
     )
     access = operation_access(SCHEMA, document)
     assert access.fields == {
