@@ -9,7 +9,9 @@
     │   │   ├── PurposeMissing
     │   │   └── PurposeUnknown
     │   ├── QueryError              a GraphQL document that does not parse or validate
-    │   └── AccessDenied            policy refused this purpose for what was asked (403)
+    │   ├── AccessDenied            policy refused this purpose for what was asked (403)
+    │   ├── AuthenticationFailed    no access token, or one that cannot be trusted (401)
+    │   └── PermissionDenied        a trusted token that does not allow this request (403)
     └── SourceError                 a source or peer did something wrong (5xx)
         ├── RecordError             one input record cannot be read (it is quarantined)
         ├── PeerError               another node did not answer, or answered nonsense
@@ -28,9 +30,11 @@ from typing import Any
 
 __all__ = [
     "AccessDenied",
+    "AuthenticationFailed",
     "CallerError",
     "DatatrustError",
     "PeerError",
+    "PermissionDenied",
     "PortInUse",
     "PurposeError",
     "PurposeMissing",
@@ -139,3 +143,17 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
         for key, value in details.items()
         if value is not None
     }
+
+
+class AuthenticationFailed(CallerError):
+    """No access token, or one that cannot be trusted: the caller must (re)authenticate."""
+
+    code = "UNAUTHENTICATED"
+    status_hint = 401
+
+
+class PermissionDenied(CallerError):
+    """A trusted access token that does not allow this request (such as its purpose)."""
+
+    code = "FORBIDDEN"
+    status_hint = 403
