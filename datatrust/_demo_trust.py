@@ -9,7 +9,14 @@ import json
 import shlex
 from dataclasses import dataclass
 
-__all__ = ["DEMO_NODES", "EXAMPLE_PURPOSE", "EXAMPLE_QUERY", "DemoNode", "example_curl"]
+__all__ = [
+    "DEMO_NODES",
+    "EXAMPLE_PURPOSE",
+    "EXAMPLE_QUERY",
+    "IDENTITY_PORT_OFFSET",
+    "DemoNode",
+    "example_curl",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,7 @@ DEMO_NODES = (
     DemoNode("health", "University Hospitals Coventry and Warwickshire NHS Trust", 2),
     DemoNode("social-care", "Coventry City Council, Adult Social Care", 3),
 )
+IDENTITY_PORT_OFFSET = 4
 
 EXAMPLE_PURPOSE = "service-planning"
 EXAMPLE_QUERY = (
@@ -32,10 +40,18 @@ EXAMPLE_QUERY = (
 )
 
 
-def example_curl(gateway_url: str) -> str:
-    """The ready-to-paste curl command for the example query against ``gateway_url``."""
+def example_curl(gateway_url: str, data_dir: str | None = None) -> str:
+    """The ready-to-paste curl command for the example query against ``gateway_url``.
+
+    It gets its access token through ``datatrust token`` (the real client credentials
+    flow); ``data_dir`` is named only when it is not the default.
+    """
     body = json.dumps({"query": EXAMPLE_QUERY}, ensure_ascii=True)
+    token_command = f"datatrust token --purpose {EXAMPLE_PURPOSE}"
+    if data_dir is not None:
+        token_command += f" --data-dir {shlex.quote(data_dir)}"
     return (
         f"curl -s {shlex.quote(gateway_url)} -H 'Content-Type: application/json' "
-        f"-H 'Purpose: {EXAMPLE_PURPOSE}' -d {shlex.quote(body)}"
+        f"-H 'Purpose: {EXAMPLE_PURPOSE}' -H \"Authorization: Bearer $({token_command})\" "
+        f"-d {shlex.quote(body)}"
     )

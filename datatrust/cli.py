@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperCommand
 
-from datatrust._demo_trust import DEMO_NODES, example_curl
+from datatrust._demo_trust import DEMO_NODES, IDENTITY_PORT_OFFSET, example_curl
 from datatrust.errors import DatatrustError
 
 __all__ = ["app", "main"]
@@ -71,20 +71,31 @@ def up(
             "stop it first or use another --data-dir"
         )
     ports = {"gateway": base_port} | {n.node_id: base_port + n.port_offset for n in DEMO_NODES}
+    ports["identity"] = base_port + IDENTITY_PORT_OFFSET
     for name, port in ports.items():
-        _runner.check_port_free(host, port, f"{name} node" if name != "gateway" else "gateway")
+        what = name if name in ("gateway", "identity") else f"{name} node"
+        _runner.check_port_free(host, port, "identity server" if name == "identity" else what)
 
     runner = _runner.TrustRunner(data_dir)
     runner.install_signal_handlers()
     try:
-        node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner)
+        issuer, credentials = _start_identity(runner, data_dir, host, ports, _runner)
+        node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner, issuer)
         gateway_url = f"http://{host}:{ports['gateway']}/graphql"
-        run = {"gateway": gateway_url, "nodes": node_urls}
+        run = {"gateway": gateway_url, "nodes": node_urls, "identity": issuer}
         live = _start_live_feed(runner, data_dir, _runner)
         if live is not None:
             run["mqtt"] = live
         run_path = runner.write_run_file(run)
-        _print_endpoints(gateway_url, node_urls, run_path, time.perf_counter() - started)
+        _print_endpoints(
+            gateway_url,
+            node_urls,
+            issuer,
+            run_path,
+            time.perf_counter() - started,
+            data_dir=None if data_dir == DEFAULT_DATA_DIR.resolve() else str(data_dir),
+            credentials=credentials,
+        )
 
         def on_child_exit(child: _runner.ChildProcess, code: int) -> None:
             err_console.print(
@@ -104,7 +115,52 @@ def up(
     console.print("Stopped.")
 
 
-def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prepare, _runner):
+def _issuers_toml(issuer: str) -> str:
+    from datatrust._identity_cli import DEMO_AGENCIES
+
+    agencies = ", ".join(f'"{a}"' for a in DEMO_AGENCIES)
+    return (
+        f'[[issuers]]\nissuer = "{issuer}"\njwks_url = "{issuer}/jwks.json"\n'
+        f"agencies = [{agencies}]\n"
+    )
+
+
+def _start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _runner):
+    """Start the identity server (creating the demo accounts on first run)."""
+    from datatrust._identity_cli import ensure_demo_accounts
+    from datatrust.settings import (
+        GATEWAY_AUDIENCE,
+        IdentityServerSettings,
+        load_settings,
+        node_audience,
+    )
+
+    config_dir = data_dir / "config"
+    config_dir.mkdir(exist_ok=True)
+    config = config_dir / "identity.toml"
+    audiences = [GATEWAY_AUDIENCE, *(node_audience(n.node_id) for n in DEMO_NODES)]
+    config.write_text(
+        f'host = "{host}"\nport = {ports["identity"]}\ndata_dir = "{data_dir.as_posix()}"\n'
+        f"audiences = [{', '.join(repr(a).replace(chr(39), chr(34)) for a in audiences)}]\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(IdentityServerSettings, toml_path=config, environ={})
+    credentials = ensure_demo_accounts(settings)
+    issuer = settings.effective_issuer
+    child = _runner.ChildProcess(
+        name="identity server",
+        argv=_runner.serve_argv("identity", config),
+        ready_url=f"{issuer}/jwks.json",
+        log_path=data_dir / "logs" / "identity.log",
+    )
+    runner.start(child)
+    runner.wait_ready([child])
+    return issuer, credentials
+
+
+def _start_trust(
+    runner, data_dir: Path, host: str, ports: dict[str, int], _prepare, _runner, issuer: str
+):
     from datatrust.settings import NodeSettings, load_settings
 
     sources = _prepare.write_demo_files(data_dir)
@@ -125,7 +181,7 @@ def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prep
             config.write_text(
                 f'node_id = "{node.node_id}"\nagency = "{node.agency}"\n'
                 f'host = "{host}"\nport = {ports[node.node_id]}\n'
-                f'data_dir = "{data_dir.as_posix()}"\n',
+                f'data_dir = "{data_dir.as_posix()}"\n' + _issuers_toml(issuer),
                 encoding="utf-8",
             )
             settings = load_settings(NodeSettings, toml_path=config, environ={})
@@ -166,7 +222,7 @@ def _start_trust(runner, data_dir: Path, host: str, ports: dict[str, int], _prep
     ]
     lines.append("[nodes]")
     lines += [f'"{name}" = "{url}"' for name, url in node_urls.items()]
-    gateway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gateway_config.write_text("\n".join(lines) + "\n" + _issuers_toml(issuer), encoding="utf-8")
     gateway = _runner.ChildProcess(
         name="gateway",
         argv=_runner.serve_argv("gateway", gateway_config),
@@ -226,18 +282,36 @@ def _start_live_feed(runner, data_dir: Path, _runner) -> dict | None:
 
 
 def _print_endpoints(
-    gateway_url: str, nodes: dict[str, str], run_path: Path, seconds: float
+    gateway_url: str,
+    nodes: dict[str, str],
+    issuer: str,
+    run_path: Path,
+    seconds: float,
+    *,
+    data_dir: str | None,
+    credentials: dict | None,
 ) -> None:
     table = Table(title=f"datatrust is up (ready in {seconds:.1f} s)", show_lines=False)
     table.add_column("part")
-    table.add_column("GraphQL endpoint")
+    table.add_column("endpoint")
     table.add_row("gateway", gateway_url)
     for name, url in nodes.items():
         table.add_row(f"{name} node", url)
+    table.add_row("identity server (OAuth 2.0 / OIDC issuer)", issuer)
     console.print(table)
     console.print(f"run.json: {run_path}")
+    if credentials is not None:
+        console.print(
+            "Demo accounts, generated now and shown once (also kept, owner-only, in "
+            "identity/demo-credentials.json):",
+            highlight=False,
+        )
+        for who, password in credentials["passwords"].items():
+            console.print(f"  person {who}: password {password}", highlight=False)
+        for client, secret in credentials["client_secrets"].items():
+            console.print(f"  client {client}: secret {secret}", highlight=False)
     console.print("Try the example query (service planning, all three agencies):")
-    print(example_curl(gateway_url), flush=True)
+    print(example_curl(gateway_url, data_dir), flush=True)
     console.print("Press Ctrl-C to stop.")
 
 
@@ -295,6 +369,39 @@ def serve_node(config: ConfigOption = None) -> None:
     uvicorn.run(
         create_node_app(settings), host=settings.host, port=settings.port, log_level="warning"
     )
+
+
+@serve_app.command("identity")
+def serve_identity(config: ConfigOption = None) -> None:
+    """Serve the trust's identity server (OAuth 2.0 / OIDC issuer)."""
+    import uvicorn
+
+    from datatrust._identity_cli import identity_app
+    from datatrust.settings import IdentityServerSettings, load_settings
+
+    settings = load_settings(IdentityServerSettings, toml_path=config)
+    uvicorn.run(identity_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def token(
+    purpose: Annotated[str, typer.Option(help="The purpose the token is for.")],
+    client: Annotated[
+        str, typer.Option(help="OAuth client id (default: the demo analyst client).")
+    ] = "analyst-cli",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Get an access token from the running trust's identity server; print it alone."""
+    from datatrust import _runner
+    from datatrust._identity_cli import request_token
+
+    run = _runner.read_run_file(data_dir.resolve())
+    if run is None or "identity" not in run:
+        raise DatatrustError(
+            f"no trust with an identity server is running from {data_dir.resolve()} "
+            "(no run.json): start one with datatrust up"
+        )
+    print(request_token(run["identity"], data_dir.resolve(), purpose, client))
 
 
 @serve_app.command("gateway")

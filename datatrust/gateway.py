@@ -1,17 +1,24 @@
 """The trust's gateway process: the federation gateway with the trust's own checks.
 
-The gateway is defence in depth: it refuses a request the enforcement point would refuse
-before calling any node, and the nodes check again for themselves.
+The gateway is defence in depth: it authenticates the caller's access token and refuses a
+request the enforcement point would refuse before calling any node, recording every
+decision in its own audit ledger; the nodes check again for themselves, with the same
+token, which the gateway forwards unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.applications import Starlette
 
+from datatrust._auth import build_authenticator
+from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.gateway import create_gateway_app
-from datatrust.policies import AccessRequest, decide, skeleton_policy
+from datatrust.policies import AccessRequest, Requester, decide, describe_fields, skeleton_policy
 from datatrust.settings import GatewaySettings
-from datatrust.trust import demo_purpose_register
+from datatrust.store import create_store_engine, migrate
+from datatrust.trust import AuditEntry, append_audit_entry, demo_purpose_register
 
 __all__ = ["create_trust_gateway"]
 
@@ -19,10 +26,54 @@ __all__ = ["create_trust_gateway"]
 def create_trust_gateway(settings: GatewaySettings) -> Starlette:
     register = demo_purpose_register()
     policy = skeleton_policy()
+    authenticate = build_authenticator(settings.issuers, settings.effective_audience)
+    ledger = create_store_engine(settings.effective_database_url)
+    migrate(ledger)
 
-    def authorize(purpose: str | None, fields: frozenset[tuple[str, str]]) -> None:
-        decide(AccessRequest(purpose=purpose, node="gateway", fields=fields), register, policy)
+    def record(
+        purpose: str | None,
+        fields: frozenset[tuple[str, str]],
+        requester: Requester | None,
+        refusal: DatatrustError | None,
+    ) -> None:
+        entry = AuditEntry(
+            node_id="gateway",
+            requester=requester.label if requester else "unauthenticated",
+            purpose=(purpose or "")[:64] or None,
+            operation="gateway",
+            fields=describe_fields(fields),
+            outcome="deny" if refusal else "permit",
+            code=refusal.code if refusal else "OK",
+            reason=refusal.message if refusal else "permitted",
+            policy_version=policy.version,
+        )
+        try:
+            append_audit_entry(ledger, entry)
+        except Exception as error:
+            raise StoreError(
+                "request refused: the gateway's audit ledger could not be written"
+            ) from error
+
+    def authorize(
+        purpose: str | None, fields: frozenset[tuple[str, str]], headers: Mapping[str, str]
+    ) -> None:
+        requester = None
+        try:
+            requester = authenticate(_header(headers, "authorization"))
+            decide(
+                AccessRequest(purpose=purpose, node="gateway", fields=fields, requester=requester),
+                register,
+                policy,
+            )
+        except DatatrustError as refusal:
+            record(purpose, fields, requester, refusal)
+            raise
+        record(purpose, fields, requester, None)
 
     return create_gateway_app(
         dict(settings.nodes), authorize=authorize, timeout_seconds=settings.timeout_seconds
     )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)

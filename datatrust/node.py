@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from datatrust._auth import build_authenticator
 from datatrust._metrics import RequestMetrics
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.subgraphs import RequestOutcome, SubgraphEndpoint, subgraph_schema
@@ -52,6 +53,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         engine=engine,
         register=register,
         policy=skeleton_policy(),
+        authenticate=build_authenticator(settings.issuers, settings.effective_audience),
         audit=lambda entry: append_audit_entry(engine, entry),
         observe=observe,
     )

@@ -23,9 +23,13 @@ from datatrust.errors import SettingsError
 
 __all__ = [
     "ENV_PREFIX",
+    "GATEWAY_AUDIENCE",
     "GatewaySettings",
+    "IdentityServerSettings",
+    "IssuerSetting",
     "NodeSettings",
     "load_settings",
+    "node_audience",
 ]
 
 ENV_PREFIX = "DATATRUST_"
@@ -33,6 +37,25 @@ ENV_PREFIX = "DATATRUST_"
 _ENV_NOT_SETTINGS = frozenset({"DATATRUST_CONFIG"})
 
 NODE_IDS = ("council", "health", "social-care")
+GATEWAY_AUDIENCE = "urn:datatrust:gateway"
+
+
+def node_audience(node_id: str) -> str:
+    """The audience a node checks in access tokens."""
+    return f"urn:datatrust:node:{node_id}"
+
+
+class IssuerSetting(BaseModel):
+    """One identity issuer this process accepts access tokens from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(description="The issuer URL, exactly as tokens' iss claim names it.")
+    jwks_url: str = Field(description="Where the issuer publishes its signing keys (JWKS).")
+    agencies: list[str] = Field(
+        min_length=1, description="The agencies this issuer may speak for (the agency claim)."
+    )
+    algorithms: list[str] = Field(["ES256"], description="Signature algorithms pinned for it.")
 
 
 class _Settings(BaseModel):
@@ -42,6 +65,20 @@ class _Settings(BaseModel):
     port: int = Field(8400, ge=0, le=65535, description="TCP port to listen on.")
     data_dir: Path = Field(
         Path(".datatrust"), description="Directory for databases, keys, demo sources, run.json."
+    )
+    issuers: list[IssuerSetting] = Field(
+        default_factory=list,
+        description=(
+            "Identity issuers whose access tokens are accepted ([[issuers]] tables in TOML). "
+            "With none, every data request is refused (401): access is never anonymous."
+        ),
+    )
+    audience: str | None = Field(
+        None,
+        description=(
+            "The audience this process checks in access tokens; default "
+            "urn:datatrust:node:<node_id> for a node, urn:datatrust:gateway for the gateway."
+        ),
     )
 
 
@@ -78,6 +115,10 @@ class NodeSettings(_Settings):
     )
 
     @property
+    def effective_audience(self) -> str:
+        return self.audience or node_audience(self.node_id)
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             if self.database_password_file is None:
@@ -97,6 +138,42 @@ class GatewaySettings(_Settings):
     timeout_seconds: float = Field(
         10.0, gt=0, description="How long to wait for one node's answer before reporting it."
     )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "Store of the gateway's own audit ledger; default: a SQLite file "
+            "<data_dir>/gateway.db."
+        ),
+    )
+
+    @property
+    def effective_audience(self) -> str:
+        return self.audience or GATEWAY_AUDIENCE
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+
+class IdentityServerSettings(_Settings):
+    """Settings of the trust's embedded identity server process."""
+
+    issuer: str | None = Field(
+        None, description="The issuer URL tokens name (default: http://<host>:<port>)."
+    )
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="Audiences of every access token: the gateway's and each node's.",
+    )
+    portal_redirect_uris: list[str] = Field(
+        default_factory=list, description="Exact redirect URIs of the portal and console."
+    )
+
+    @property
+    def effective_issuer(self) -> str:
+        return self.issuer or f"http://{self.host}:{self.port}"
 
 
 S = TypeVar("S", bound=_Settings)

@@ -35,11 +35,24 @@ FieldRef = tuple[str, str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Requester:
-    """Who asks. Until the identity issue lands every requester is anonymous."""
+    """Who asks, as a verified access token says (never as a header the caller chose).
+
+    ``purposes`` are the purposes the token allows; ``None`` only for in-process callers
+    that no token stands behind (tests of the policy itself).
+    """
 
     subject: str = "anonymous"
     agency: str | None = None
     roles: tuple[str, ...] = ()
+    client_id: str | None = None
+    purposes: tuple[str, ...] | None = None
+    issuer: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the audit ledger names this requester: agency/subject via client."""
+        who = f"{self.agency or '-'}/{self.subject}"
+        return f"{who} via {self.client_id}" if self.client_id else who
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +104,14 @@ def decide(request: AccessRequest, register: PurposeRegister, policy: DataUsePol
     Fails closed: any unexpected error while deciding becomes AccessDenied.
     """
     purpose = register.resolve(request.purpose)
+    allowed = request.requester.purposes
+    if allowed is not None and purpose.id not in allowed:
+        raise AccessDenied(
+            f"access denied: your access token does not allow purpose {purpose.id!r} "
+            f"(it allows: {', '.join(allowed) or 'none'})",
+            purpose=purpose.id,
+            node=request.node,
+        )
     try:
         return _decide(request, purpose.id, policy)
     except DatatrustError:

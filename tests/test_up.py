@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import socket
 import sqlite3
@@ -129,23 +128,63 @@ def row_counts(data_dir: Path) -> dict[str, dict[str, int]]:
 @pytest.fixture(scope="module")
 def trust(tmp_path_factory):
     running = Trust(tmp_path_factory.mktemp("trust"))
+    running.token = token(running, "service-planning research")
     yield running
     if running.process.poll() is None:
         running.stop()
 
 
+def datatrust_env() -> dict[str, str]:
+    """The environment with this Python's scripts first on PATH (for `datatrust token`)."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def token(trust: Trust, purpose: str) -> str:
+    """An access token through the real client credentials flow, as a user gets one."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datatrust",
+            "token",
+            "--purpose",
+            purpose,
+            "--data-dir",
+            str(trust.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
 def post(
-    url: str, query: str, purpose: str | None, variables: dict | None = None
+    url: str,
+    query: str,
+    purpose: str | None,
+    variables: dict | None = None,
+    *,
+    bearer: str | None = None,
 ) -> httpx.Response:
     headers = {"Purpose": purpose} if purpose is not None else {}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
     return httpx.post(
         url, json={"query": query, "variables": variables or {}}, headers=headers, timeout=30
     )
 
 
 def test_the_printed_example_query_gets_fields_from_all_three_nodes(trust):
-    assert trust.curl == example_curl(trust.run["gateway"])
-    result = subprocess.run(shlex.split(trust.curl), capture_output=True, text=True, check=True)
+    assert trust.curl == example_curl(trust.run["gateway"], str(trust.data_dir))
+    result = subprocess.run(
+        ["bash", "-c", trust.curl],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=datatrust_env(),
+    )
     body = json.loads(result.stdout)
     assert "errors" not in body
     areas = body["data"]["areas"]
@@ -162,6 +201,7 @@ def test_run_json_names_the_gateway_and_every_node(trust):
     live = trust.run.pop("mqtt", None)  # present when the local broker answers
     assert live in (None, {"broker": "mqtt://127.0.0.1:1883", "topics": list(LIVE_TOPICS)})
     assert trust.run == {
+        "identity": f"http://127.0.0.1:{base + 4}",
         "gateway": f"http://127.0.0.1:{base}/graphql",
         "nodes": {
             "council": f"http://127.0.0.1:{base + 1}/graphql",
@@ -179,7 +219,7 @@ def test_status_shows_every_part_ready(trust):
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ready") == 4
+    assert result.stdout.count("ready") == 4  # the gateway and three nodes
 
 
 DATA_QUERY = "{ areas(first: 2) { code footfall } }"
@@ -200,7 +240,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("purpose", "status", "code", "message"), REFUSALS)
 def test_the_gateway_refuses_with_a_clear_error_and_no_data(trust, purpose, status, code, message):
-    response = post(trust.run["gateway"], DATA_QUERY, purpose)
+    response = post(trust.run["gateway"], DATA_QUERY, purpose, bearer=trust.token)
     assert response.status_code == status
     body = response.json()
     assert body["data"] is None
@@ -213,12 +253,35 @@ def test_the_gateway_refuses_with_a_clear_error_and_no_data(trust, purpose, stat
 def test_each_node_refuses_a_direct_entities_call_too(trust, node, purpose, status, code, message):
     query = ENTITIES_QUERY % ENTITY_FIELD[node]
     representations = [{"__typename": "Area", "code": "E01009522"}]
-    response = post(trust.run["nodes"][node], query, purpose, {"r": representations})
+    response = post(
+        trust.run["nodes"][node], query, purpose, {"r": representations}, bearer=trust.token
+    )
     assert response.status_code == status
     body = response.json()
     assert body == {"data": None, "errors": body["errors"]}
     assert body["errors"][0]["extensions"]["code"] == code
     assert message in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("part", ["gateway", "council", "health", "social-care"])
+def test_every_part_refuses_a_request_without_a_token_with_401(trust, part):
+    url = trust.run["gateway"] if part == "gateway" else trust.run["nodes"][part]
+    query = DATA_QUERY if part in ("gateway", "council") else ENTITIES_QUERY % ENTITY_FIELD[part]
+    response = post(url, query, "service-planning", {"r": []})
+    assert response.status_code == 401
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_token_is_refused_for_a_purpose_it_does_not_allow(trust):
+    research_only = token(trust, "research")
+    response = post(trust.run["gateway"], DATA_QUERY, "service-planning", bearer=research_only)
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["message"] == (
+        "access denied: your access token does not allow purpose 'service-planning' "
+        "(it allows: research)"
+    )
 
 
 def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
@@ -228,6 +291,7 @@ def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
         ENTITIES_QUERY % "encounterCount",
         "service-planning",
         {"r": representations},
+        bearer=trust.token,
     )
     assert response.status_code == 200
     (entity,) = response.json()["data"]["_entities"]
@@ -237,8 +301,9 @@ def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
 
 def test_sigint_stops_every_process_and_a_second_up_duplicates_nothing(trust):
     children = trust.children()
-    # Three nodes and the gateway, plus the MQTT subscriber and demo feed when live.
-    assert len(children) == (6 if "Live feed on" in "".join(trust.output) else 4), children
+    # Three nodes, the gateway and the identity server, plus the MQTT subscriber and the
+    # demo feed when the broker answers.
+    assert len(children) == (7 if "Live feed on" in "".join(trust.output) else 5), children
     assert trust.stop(signal.SIGINT) == 0
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} still running"

@@ -22,8 +22,14 @@ from ._execute import execute_plan
 from ._plan import PlanCache, check_variables
 from ._supergraph import Supergraph
 
-Authorize = Callable[[str | None, frozenset[tuple[str, str]]], Awaitable[None] | None]
-"""``authorize(purpose, fields)`` returns None to allow, or raises a DatatrustError to refuse."""
+Authorize = Callable[
+    [str | None, frozenset[tuple[str, str]], Mapping[str, str]], Awaitable[None] | None
+]
+"""``authorize(purpose, fields, headers)`` returns None to allow, or raises a DatatrustError.
+
+``headers`` are the caller's request headers, so the hook can authenticate the caller
+(``Authorization``) before deciding; it must never add privileges of its own.
+"""
 
 _SDL_QUERY = "{ _service { sdl } }"
 _log = logging.getLogger("datatrust.federation.gateway")
@@ -128,7 +134,7 @@ class Gateway:
         plan = plans.plan(query, operation_name)
         check_variables(supergraph, plan, variables)
         if self.authorize is not None:
-            outcome = self.authorize(_header(headers, "purpose"), plan.fields)
+            outcome = self.authorize(_header(headers, "purpose"), plan.fields, headers)
             if inspect.isawaitable(outcome):
                 await outcome
         return await execute_plan(

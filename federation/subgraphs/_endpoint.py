@@ -25,7 +25,14 @@ from starlette.responses import JSONResponse
 from datatrust.errors import DatatrustError, QueryError, StoreError, graphql_error
 from datatrust.federation._access import operation_access
 from datatrust.federation.subgraphs._base import NodeContext, SubgraphSchema
-from datatrust.policies import AccessRequest, DataUsePolicy, Permit, decide, describe_fields
+from datatrust.policies import (
+    AccessRequest,
+    DataUsePolicy,
+    Permit,
+    Requester,
+    decide,
+    describe_fields,
+)
 from datatrust.trust import AuditEntry, PurposeRegister
 
 __all__ = ["RequestOutcome", "SubgraphEndpoint", "read_graphql_request"]
@@ -109,6 +116,7 @@ class SubgraphEndpoint:
         engine: Engine,
         register: PurposeRegister,
         policy: DataUsePolicy,
+        authenticate: Callable[[str | None], Requester],
         audit: Callable[[AuditEntry], object],
         observe: Callable[[RequestOutcome], None] = lambda outcome: None,
     ) -> None:
@@ -117,6 +125,7 @@ class SubgraphEndpoint:
         self.engine = engine
         self.register = register
         self.policy = policy
+        self.authenticate = authenticate
         self.audit = audit
         self.observe = observe
 
@@ -142,17 +151,28 @@ class SubgraphEndpoint:
         access = operation_access(self.schema._schema, document)
         permit: Permit | None = None
         if not access.is_metadata_only:
+            requester: Requester | None = None
             try:
+                requester = self.authenticate(request.headers.get("authorization"))
                 permit = decide(
-                    AccessRequest(purpose=purpose, node=self.node_id, fields=access.fields),
+                    AccessRequest(
+                        purpose=purpose,
+                        node=self.node_id,
+                        fields=access.fields,
+                        requester=requester,
+                    ),
                     self.register,
                     self.policy,
                 )
             except DatatrustError as refusal:
-                self._record(purpose, operation_name, access.fields, refusal)
-                return _refusal(refusal), "denied"
+                try:
+                    self._record(purpose, operation_name, access.fields, refusal, requester)
+                except DatatrustError as error:
+                    return _refusal(error), "error"
+                outcome = "unauthenticated" if refusal.status_hint == 401 else "denied"
+                return _refusal(refusal), outcome
             try:
-                self._record(purpose, operation_name, access.fields, permit)
+                self._record(purpose, operation_name, access.fields, permit, requester)
             except DatatrustError as error:
                 return _refusal(error), "error"
 
@@ -173,12 +193,13 @@ class SubgraphEndpoint:
         operation_name: str | None,
         fields: frozenset[tuple[str, str]],
         decision: Permit | DatatrustError,
+        requester: Requester | None,
     ) -> None:
         """Write the decision to the ledger; a ledger that cannot be written refuses."""
         permitted = isinstance(decision, Permit)
         entry = AuditEntry(
             node_id=self.node_id,
-            requester="anonymous",
+            requester=requester.label if requester else "unauthenticated",
             purpose=(purpose or "")[:64] or None,
             operation=operation_name or "anonymous",
             fields=describe_fields(fields),

@@ -30,6 +30,7 @@ from datatrust.settings import NodeSettings, load_settings
 from datatrust.store import QuarantinedRecord, Reading, create_store_engine, migrate
 from tests.asgi_client import app_client
 from tests.conftest import _unavailable
+from tests.trust_identity import trust_identity
 
 BROKER = "mqtt://127.0.0.1:1883"
 LSOA = "E01009522"
@@ -181,21 +182,30 @@ class Subscriber:
         self.engine.dispose()
 
 
-def footfall(settings: NodeSettings) -> int | None:
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    with trust_identity(tmp_path_factory.mktemp("identity")) as running:
+        yield running
+
+
+def footfall(settings: NodeSettings, identity) -> int | None:
+    settings = settings.model_copy(update={"issuers": identity.issuers})
     query = (
         '{ _entities(representations: [{__typename: "Area", code: "%s"}]) '
         "{ ... on Area { footfall } } }"
     )
     with app_client(create_node_app(settings)) as client:
         response = client.post(
-            "/graphql", json={"query": query % LSOA}, headers={"Purpose": "service-planning"}
+            "/graphql", json={"query": query % LSOA}, headers=identity.headers("service-planning")
         )
     assert response.status_code == 200, response.text
     return response.json()["data"]["_entities"][0]["footfall"]
 
 
-def test_uplinks_published_with_qos_1_become_rows_and_raise_footfall(council, application):
-    before = footfall(council)
+def test_uplinks_published_with_qos_1_become_rows_and_raise_footfall(
+    council, application, identity
+):
+    before = footfall(council, identity)
     subscriber = Subscriber(council, application, f"test-{application}")
     try:
         publish(uplinks(application, range(1, 11)))
@@ -204,7 +214,7 @@ def test_uplinks_published_with_qos_1_become_rows_and_raise_footfall(council, ap
         subscriber.close()
     assert readings(council) == expected_readings(range(1, 11))
     assert subscriber.ingest.totals.messages == 10
-    assert (before or 0) + sum(range(1, 11)) == footfall(council)
+    assert (before or 0) + sum(range(1, 11)) == footfall(council, identity)
 
 
 def test_a_redelivered_message_duplicates_nothing(council, application, monkeypatch):

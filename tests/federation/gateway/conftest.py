@@ -37,7 +37,7 @@ def asked() -> Asked:
 
 @pytest.fixture
 def app(network: Network, asked: Asked) -> Starlette:
-    def authorize(purpose: str | None, fields: frozenset[tuple[str, str]]) -> None:
+    def authorize(purpose: str | None, fields: frozenset[tuple[str, str]], headers) -> None:
         asked.append((purpose, fields))
         if purpose == "unknown":
             raise PurposeUnknown("purpose 'unknown' is not in the register; use one it lists")

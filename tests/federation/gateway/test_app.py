@@ -156,7 +156,7 @@ async def test_variables_that_do_not_fit_their_declaration_are_a_400(
 async def test_an_unexpected_exception_is_masked_as_internal(
     app: Starlette, gateway: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(purpose: str | None, fields: frozenset[tuple[str, str]]) -> None:
+    def broken(purpose: str | None, fields: frozenset[tuple[str, str]], headers) -> None:
         raise RuntimeError("policy engine exploded")
 
     app.state.gateway.authorize = broken

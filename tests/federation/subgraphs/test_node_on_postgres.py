@@ -9,6 +9,7 @@ from datatrust.demo import coventry_lsoas
 from datatrust.node import create_node_app
 from datatrust.settings import NodeSettings, load_settings
 from tests.asgi_client import app_client
+from tests.trust_identity import trust_identity
 
 pytestmark = pytest.mark.postgres
 
@@ -18,7 +19,7 @@ QUERY = (
 )
 
 
-def answer(data_dir, database_url) -> list[dict]:
+def answer(data_dir, database_url, identity) -> list[dict]:
     sources = _prepare.write_demo_files(data_dir)
     _prepare.prepare_demo_node(data_dir, "social-care", database_url, sources["social-care"])
     settings = load_settings(
@@ -28,6 +29,7 @@ def answer(data_dir, database_url) -> list[dict]:
         agency="ASC",
         data_dir=data_dir,
         database_url=database_url,
+        issuers=identity.issuers,
     )
     codes = [lsoa.code for lsoa in coventry_lsoas()]
     with app_client(create_node_app(settings)) as client:
@@ -37,14 +39,17 @@ def answer(data_dir, database_url) -> list[dict]:
                 "query": QUERY,
                 "variables": {"r": [{"__typename": "Area", "code": c} for c in codes]},
             },
-            headers={"Purpose": "service-planning"},
+            headers=identity.headers("service-planning"),
         )
     assert response.status_code == 200, response.text
     return response.json()["data"]["_entities"]
 
 
 def test_a_social_care_node_on_postgresql_answers_as_on_sqlite(tmp_path, postgres_url):
-    on_sqlite = answer(tmp_path / "a", f"sqlite:///{tmp_path / 'a' / 'social-care.db'}")
-    on_postgres = answer(tmp_path / "b", postgres_url)
+    with trust_identity(tmp_path / "identity") as identity:
+        on_sqlite = answer(
+            tmp_path / "a", f"sqlite:///{tmp_path / 'a' / 'social-care.db'}", identity
+        )
+        on_postgres = answer(tmp_path / "b", postgres_url, identity)
     assert on_postgres == on_sqlite
     assert sum(area["openCareEpisodes"] for area in on_sqlite) > 0

@@ -12,6 +12,7 @@ from datatrust.settings import NodeSettings, load_settings
 from datatrust.store import AuditEvent, create_store_engine
 from datatrust.trust import verify_audit_chain
 from tests.asgi_client import app_client
+from tests.trust_identity import trust_identity
 
 HEALTH_SDL = '''\
 schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"]) {
@@ -48,22 +49,34 @@ ENTITIES = (
 
 
 @pytest.fixture(scope="module")
-def health(tmp_path_factory):
+def identity(tmp_path_factory):
+    with trust_identity(tmp_path_factory.mktemp("identity")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def health(tmp_path_factory, identity):
     data_dir = tmp_path_factory.mktemp("health")
     sources = _prepare.write_demo_files(data_dir)
     settings = load_settings(
-        NodeSettings, environ={}, node_id="health", agency="NHS", data_dir=data_dir
+        NodeSettings,
+        environ={},
+        node_id="health",
+        agency="NHS",
+        data_dir=data_dir,
+        issuers=identity.issuers,
     )
     _prepare.prepare_demo_node(
         data_dir, "health", settings.effective_database_url, sources["health"]
     )
     with app_client(create_node_app(settings)) as client:
         client.settings = settings
+        client.identity = identity
         yield client
 
 
 def graphql(client, query, purpose="service-planning", variables=None):
-    headers = {"Purpose": purpose} if purpose else {}
+    headers = client.identity.headers(purpose)
     return client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
@@ -182,3 +195,45 @@ def test_health_readiness_and_metrics_answer(health):
         'datatrust_graphql_requests_total{component="node:health",outcome="denied",purpose="research"}'
         in metrics
     )
+
+
+@pytest.mark.parametrize(
+    ("authorization", "purpose", "status", "code", "message"),
+    [
+        (None, "service-planning", 401, "UNAUTHENTICATED", "no access token"),
+        ("Bearer not.a-token", "service-planning", 401, "UNAUTHENTICATED", "is malformed"),
+        ("Basic dXNlcjpwdw==", "service-planning", 401, "UNAUTHENTICATED", "is not 'Bearer"),
+        (
+            "research-token",
+            "service-planning",
+            403,
+            "ACCESS_DENIED",
+            "your access token does not allow purpose 'service-planning' (it allows: research)",
+        ),
+    ],
+)
+def test_a_node_refuses_bad_or_missing_tokens_and_audits_each_refusal(
+    health, authorization, purpose, status, code, message
+):
+    if authorization == "research-token":
+        authorization = f"Bearer {health.identity.token('research')}"
+    headers = {"Purpose": purpose} | ({"Authorization": authorization} if authorization else {})
+    engine = create_store_engine(health.settings.effective_database_url)
+    with engine.connect() as connection:
+        before = len(connection.execute(select(AuditEvent.seq)).all())
+    response = health.post(
+        "/graphql",
+        json={"query": ENTITIES, "variables": {"r": [{"__typename": "Area", "code": "E01009522"}]}},
+        headers=headers,
+    )
+    assert response.status_code == status
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == code
+    assert message in body["errors"][0]["message"]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(AuditEvent.outcome, AuditEvent.code).order_by(AuditEvent.seq)
+        ).all()[before:]
+    assert [tuple(r) for r in rows] == [("deny", code)]
+    engine.dispose()

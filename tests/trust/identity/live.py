@@ -120,7 +120,7 @@ def running_identity(data_dir: Path, **settings) -> Iterator[LiveIdentity]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     identity_settings = IdentitySettings(
         issuer=url,
-        audiences=(GATEWAY, COUNCIL_NODE),
+        audiences=settings.pop("audiences", (GATEWAY, COUNCIL_NODE)),
         data_dir=data_dir,
         portal_redirect_uris=(REDIRECT_URI,),
         **settings,

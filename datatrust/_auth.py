@@ -1,0 +1,59 @@
+"""Who is asking: bearer access tokens turned into the enforcement point's Requester.
+
+Every node and the gateway authenticate each data request themselves, with the issuers
+their settings list (the trust directory, when it lands, supplies the same list). With no
+issuer configured, every data request is refused: access to data is never anonymous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from datatrust.errors import AuthenticationFailed
+from datatrust.policies import Requester
+from datatrust.settings import IssuerSetting
+
+__all__ = ["Authenticate", "build_authenticator"]
+
+Authenticate = Callable[[str | None], Requester]
+"""``authenticate(authorization_header)`` -> the verified Requester, or AuthenticationFailed."""
+
+
+def build_authenticator(issuers: Sequence[IssuerSetting], audience: str) -> Authenticate:
+    """An authenticator for tokens from ``issuers`` addressed to ``audience``."""
+    if not issuers:
+
+        def refuse(authorization: str | None) -> Requester:
+            raise AuthenticationFailed(
+                "this service trusts no identity issuer yet, so it serves no data: "
+                "configure [[issuers]] in its settings"
+            )
+
+        return refuse
+
+    from datatrust.trust.tokens import IssuerConfig, TokenValidator
+
+    validator = TokenValidator(
+        {
+            setting.issuer: IssuerConfig(
+                jwks_url=setting.jwks_url,
+                agency=tuple(setting.agencies),
+                algorithms=tuple(setting.algorithms),
+            )
+            for setting in issuers
+        },
+        audience,
+    )
+
+    def authenticate(authorization: str | None) -> Requester:
+        verified = validator.validate_header(authorization)
+        return Requester(
+            subject=verified.subject,
+            agency=verified.agency,
+            roles=verified.roles,
+            client_id=verified.client_id,
+            purposes=verified.purposes,
+            issuer=verified.issuer,
+        )
+
+    return authenticate
