@@ -550,3 +550,9 @@ def demo_feed(
         signal.signal(signum, lambda *_: stop.set())
     inventory = data_dir.resolve() / "demo" / "council" / "sensor_inventory.csv"
     run_demo_feed(broker, inventory, stop, interval_seconds=interval)
+
+
+from datatrust._network_cli import directory_app, init_command  # noqa: E402
+
+app.command("init")(init_command)
+app.add_typer(directory_app, name="directory")
