@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -110,6 +111,8 @@ class TrustRunner:
     data_dir: Path
     children: list[ChildProcess] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    # The local tools' client certificate, for readiness checks of mutual-TLS nodes.
+    ssl_context: ssl.SSLContext | None = None
 
     def child_env(self) -> dict[str, str]:
         """The environment of children: ours without DATATRUST_* (their TOML decides)."""
@@ -125,7 +128,7 @@ class TrustRunner:
         """Block until every child's readiness URL answers 200; fail fast if one dies."""
         deadline = time.monotonic() + timeout
         pending = list(children)
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, verify=self.ssl_context or True) as client:
             while pending:
                 for child in list(pending):
                     if child.ready_url is None:

@@ -76,13 +76,25 @@ def up(
         what = name if name in ("gateway", "identity") else f"{name} node"
         _runner.check_port_free(host, port, "identity server" if name == "identity" else what)
 
-    runner = _runner.TrustRunner(data_dir)
+    from datatrust._network_cli import init_local_trust
+    from datatrust.network import client_ssl_context
+
+    trust = init_local_trust(data_dir, host=host, base_port=base_port)
+    tool = trust.pki.files("tool")
+    runner = _runner.TrustRunner(data_dir, ssl_context=client_ssl_context(*tool))
     runner.install_signal_handlers()
     try:
         issuer, credentials = _start_identity(runner, data_dir, host, ports, _runner)
-        node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner, issuer)
+        node_urls = _start_trust(
+            runner, data_dir, host, ports, _prepare, _runner, issuer, trust.pki
+        )
         gateway_url = f"http://{host}:{ports['gateway']}/graphql"
-        run = {"gateway": gateway_url, "nodes": node_urls, "identity": issuer}
+        run = {
+            "gateway": gateway_url,
+            "nodes": node_urls,
+            "identity": issuer,
+            "tls": {"ca": str(tool.ca), "cert": str(tool.cert), "key": str(tool.key)},
+        }
         live = _start_live_feed(runner, data_dir, _runner)
         if live is not None:
             run["mqtt"] = live
@@ -158,9 +170,25 @@ def _start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _r
     return issuer, credentials
 
 
+def _tls_toml(files) -> str:
+    return (
+        f'tls_cert = "{files.cert.as_posix()}"\ntls_key = "{files.key.as_posix()}"\n'
+        f'tls_ca = "{files.ca.as_posix()}"\n'
+    )
+
+
 def _start_trust(
-    runner, data_dir: Path, host: str, ports: dict[str, int], _prepare, _runner, issuer: str
+    runner,
+    data_dir: Path,
+    host: str,
+    ports: dict[str, int],
+    _prepare,
+    _runner,
+    issuer: str,
+    pki,
 ):
+    from datatrust._network_cli import signed_directory_path
+    from datatrust.network import operator_public_key_path
     from datatrust.settings import NodeSettings, load_settings
 
     sources = _prepare.write_demo_files(data_dir)
@@ -181,7 +209,11 @@ def _start_trust(
             config.write_text(
                 f'node_id = "{node.node_id}"\nagency = "{node.agency}"\n'
                 f'host = "{host}"\nport = {ports[node.node_id]}\n'
-                f'data_dir = "{data_dir.as_posix()}"\n' + _issuers_toml(issuer),
+                f'data_dir = "{data_dir.as_posix()}"\n'
+                + _tls_toml(pki.files(node.node_id))
+                + f'directory = "{signed_directory_path(data_dir).as_posix()}"\n'
+                + f'operator_public_key = "{operator_public_key_path(data_dir).as_posix()}"\n'
+                + _issuers_toml(issuer),
                 encoding="utf-8",
             )
             settings = load_settings(NodeSettings, toml_path=config, environ={})
@@ -206,12 +238,12 @@ def _start_trust(
             child = _runner.ChildProcess(
                 name=f"{node.node_id} node",
                 argv=_runner.serve_argv("node", config),
-                ready_url=f"http://{host}:{ports[node.node_id]}/readyz",
+                ready_url=f"https://{host}:{ports[node.node_id]}/readyz",
                 log_path=data_dir / "logs" / f"{node.node_id}.log",
             )
             runner.start(child)
             node_children.append(child)
-            node_urls[node.node_id] = f"http://{host}:{ports[node.node_id]}/graphql"
+            node_urls[node.node_id] = f"https://{host}:{ports[node.node_id]}/graphql"
     runner.wait_ready(node_children)
 
     gateway_config = config_dir / "gateway.toml"
@@ -219,6 +251,7 @@ def _start_trust(
         f'host = "{host}"',
         f"port = {ports['gateway']}",
         f'data_dir = "{data_dir.as_posix()}"',
+        _tls_toml(pki.files("gateway")).strip(),
     ]
     lines.append("[nodes]")
     lines += [f'"{name}" = "{url}"' for name, url in node_urls.items()]
@@ -333,7 +366,13 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     table.add_column("endpoint")
     table.add_column("state")
     all_up = True
-    with httpx.Client(timeout=2.0) as client:
+    tls = run.get("tls")
+    verify: object = True
+    if tls:
+        from datatrust.network import client_ssl_context
+
+        verify = client_ssl_context(Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"]))
+    with httpx.Client(timeout=2.0, verify=verify) as client:
         for name, url in parts.items():
             try:
                 response = client.get(_runner.health_url(url).replace("/healthz", "/readyz"))
@@ -366,9 +405,34 @@ def serve_node(config: ConfigOption = None) -> None:
     from datatrust.settings import NodeSettings, load_settings
 
     settings = load_settings(NodeSettings, toml_path=config)
-    uvicorn.run(
-        create_node_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    app = create_node_app(settings)
+    files = settings.tls_files
+    if files is None:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        return
+    from datatrust.network import (
+        DirectoryWatcher,
+        RequireDirectoryPeer,
+        load_operator_public_key,
+        mtls_uvicorn_config,
     )
+
+    if settings.directory is None or settings.operator_public_key is None:
+        raise DatatrustError(
+            "a node served over TLS needs 'directory' and 'operator_public_key' settings, "
+            "so it can tell which client certificates to accept"
+        )
+    watcher = DirectoryWatcher(
+        settings.directory, load_operator_public_key(settings.operator_public_key)
+    )
+    config = mtls_uvicorn_config(
+        RequireDirectoryPeer(app, watcher),
+        files,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )
+    uvicorn.Server(config).run()
 
 
 @serve_app.command("identity")

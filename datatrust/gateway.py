@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import httpx
 from starlette.applications import Starlette
 
 from datatrust._auth import build_authenticator
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.gateway import create_gateway_app
+from datatrust.network import client_ssl_context
 from datatrust.policies import AccessRequest, Requester, decide, describe_fields, skeleton_policy
 from datatrust.settings import GatewaySettings
 from datatrust.store import create_store_engine, migrate
@@ -70,8 +72,20 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             raise
         record(purpose, fields, requester, None)
 
+    files = settings.tls_files
+    client_factory = httpx.AsyncClient
+    if files is not None:
+        context = client_ssl_context(*files)
+
+        def client_factory() -> httpx.AsyncClient:
+            """Nodes see the gateway's certificate, which proves who calls, not what it may see."""
+            return httpx.AsyncClient(verify=context)
+
     return create_gateway_app(
-        dict(settings.nodes), authorize=authorize, timeout_seconds=settings.timeout_seconds
+        dict(settings.nodes),
+        authorize=authorize,
+        client_factory=client_factory,
+        timeout_seconds=settings.timeout_seconds,
     )
 
 

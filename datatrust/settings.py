@@ -80,6 +80,23 @@ class _Settings(BaseModel):
             "urn:datatrust:node:<node_id> for a node, urn:datatrust:gateway for the gateway."
         ),
     )
+    tls_cert: Path | None = Field(
+        None, description="This process's certificate (PEM), issued by the trust CA."
+    )
+    tls_key: Path | None = Field(None, description="Its private key (PEM, owner-only).")
+    tls_ca: Path | None = Field(None, description="The trust CA certificate (PEM).")
+
+    @property
+    def tls_files(self):
+        """The mutual-TLS material, or None when this process runs without TLS."""
+        values = (self.tls_cert, self.tls_key, self.tls_ca)
+        if not any(values):
+            return None
+        if not all(values):
+            raise SettingsError("tls_cert, tls_key and tls_ca must be set together")
+        from datatrust.network import TlsFiles
+
+        return TlsFiles(cert=self.tls_cert, key=self.tls_key, ca=self.tls_ca)
 
 
 class NodeSettings(_Settings):
@@ -102,6 +119,16 @@ class NodeSettings(_Settings):
             "File holding the database password (a mounted secret), added to database_url "
             "so the password never appears in settings or the environment."
         ),
+    )
+    directory: Path | None = Field(
+        None,
+        description=(
+            "The signed trust directory (directory.jws); with TLS, only clients whose "
+            "certificate it lists are served."
+        ),
+    )
+    operator_public_key: Path | None = Field(
+        None, description="The trust operator's public key that signs the directory."
     )
     policy_engine: Literal["embedded"] = Field(
         "embedded", description="Which policy engine decides data use (embedded: in process)."
@@ -141,8 +168,7 @@ class GatewaySettings(_Settings):
     database_url: str | None = Field(
         None,
         description=(
-            "Store of the gateway's own audit ledger; default: a SQLite file "
-            "<data_dir>/gateway.db."
+            "Store of the gateway's own audit ledger; default: a SQLite file <data_dir>/gateway.db."
         ),
     )
 

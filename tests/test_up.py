@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from datatrust._demo_trust import example_curl
 from datatrust._ingest_cli import LIVE_TOPICS
+from datatrust.network import client_ssl_context
 
 pytestmark = pytest.mark.slow
 
@@ -160,6 +162,19 @@ def token(trust: Trust, purpose: str) -> str:
     return result.stdout.strip()
 
 
+TLS_CONTEXTS: dict[str, ssl.SSLContext] = {}
+
+
+def tool_tls(run: dict) -> ssl.SSLContext:
+    """The local tools' client certificate from run.json, as a user's script would use it."""
+    tls = run["tls"]
+    if tls["cert"] not in TLS_CONTEXTS:
+        TLS_CONTEXTS[tls["cert"]] = client_ssl_context(
+            Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"])
+        )
+    return TLS_CONTEXTS[tls["cert"]]
+
+
 def post(
     url: str,
     query: str,
@@ -167,12 +182,17 @@ def post(
     variables: dict | None = None,
     *,
     bearer: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Response:
     headers = {"Purpose": purpose} if purpose is not None else {}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
     return httpx.post(
-        url, json={"query": query, "variables": variables or {}}, headers=headers, timeout=30
+        url,
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+        timeout=30,
+        verify=verify,
     )
 
 
@@ -204,9 +224,14 @@ def test_run_json_names_the_gateway_and_every_node(trust):
         "identity": f"http://127.0.0.1:{base + 4}",
         "gateway": f"http://127.0.0.1:{base}/graphql",
         "nodes": {
-            "council": f"http://127.0.0.1:{base + 1}/graphql",
-            "health": f"http://127.0.0.1:{base + 2}/graphql",
-            "social-care": f"http://127.0.0.1:{base + 3}/graphql",
+            "council": f"https://127.0.0.1:{base + 1}/graphql",
+            "health": f"https://127.0.0.1:{base + 2}/graphql",
+            "social-care": f"https://127.0.0.1:{base + 3}/graphql",
+        },
+        "tls": {
+            "ca": str(trust.data_dir / "tls" / "ca.pem"),
+            "cert": str(trust.data_dir / "tls" / "tool.pem"),
+            "key": str(trust.data_dir / "tls" / "tool.key"),
         },
     }
 
@@ -254,7 +279,12 @@ def test_each_node_refuses_a_direct_entities_call_too(trust, node, purpose, stat
     query = ENTITIES_QUERY % ENTITY_FIELD[node]
     representations = [{"__typename": "Area", "code": "E01009522"}]
     response = post(
-        trust.run["nodes"][node], query, purpose, {"r": representations}, bearer=trust.token
+        trust.run["nodes"][node],
+        query,
+        purpose,
+        {"r": representations},
+        bearer=trust.token,
+        verify=tool_tls(trust.run),
     )
     assert response.status_code == status
     body = response.json()
@@ -267,11 +297,24 @@ def test_each_node_refuses_a_direct_entities_call_too(trust, node, purpose, stat
 def test_every_part_refuses_a_request_without_a_token_with_401(trust, part):
     url = trust.run["gateway"] if part == "gateway" else trust.run["nodes"][part]
     query = DATA_QUERY if part in ("gateway", "council") else ENTITIES_QUERY % ENTITY_FIELD[part]
-    response = post(url, query, "service-planning", {"r": []})
+    response = post(url, query, "service-planning", {"r": []}, verify=tool_tls(trust.run))
     assert response.status_code == 401
     body = response.json()
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("node", ["council", "health", "social-care"])
+def test_a_node_serves_only_mutual_tls_clients(trust, node):
+    ca_only = ssl.create_default_context(cafile=trust.run["tls"]["ca"])
+    with pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)):
+        post(
+            trust.run["nodes"][node],
+            DATA_QUERY,
+            "service-planning",
+            bearer=trust.token,
+            verify=ca_only,
+        )
 
 
 def test_a_token_is_refused_for_a_purpose_it_does_not_allow(trust):
@@ -292,6 +335,7 @@ def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
         "service-planning",
         {"r": representations},
         bearer=trust.token,
+        verify=tool_tls(trust.run),
     )
     assert response.status_code == 200
     (entity,) = response.json()["data"]["_entities"]
