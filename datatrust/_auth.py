@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from datatrust._ratelimit import RateLimiter
 from datatrust.errors import AuthenticationFailed
 from datatrust.policies import Requester
 from datatrust.settings import IssuerSetting
@@ -19,8 +20,14 @@ Authenticate = Callable[[str | None], Requester]
 """``authenticate(authorization_header)`` -> the verified Requester, or AuthenticationFailed."""
 
 
-def build_authenticator(issuers: Sequence[IssuerSetting], audience: str) -> Authenticate:
-    """An authenticator for tokens from ``issuers`` addressed to ``audience``."""
+def build_authenticator(
+    issuers: Sequence[IssuerSetting], audience: str, limiter: RateLimiter | None = None
+) -> Authenticate:
+    """An authenticator for tokens from ``issuers`` addressed to ``audience``.
+
+    With a ``limiter``, each verified requester also draws from its client's and (for a
+    person) its own request budget; an exhausted budget is a RateLimited refusal.
+    """
     if not issuers:
 
         def refuse(authorization: str | None) -> Requester:
@@ -47,6 +54,11 @@ def build_authenticator(issuers: Sequence[IssuerSetting], audience: str) -> Auth
 
     def authenticate(authorization: str | None) -> Requester:
         verified = validator.validate_header(authorization)
+        if limiter is not None:
+            keys = [f"client {verified.client_id}"]
+            if verified.subject != verified.client_id:
+                keys.append(f"person {verified.subject}")
+            limiter.take(*keys)
         return Requester(
             subject=verified.subject,
             agency=verified.agency,

@@ -11,7 +11,8 @@
     │   ├── QueryError              a GraphQL document that does not parse or validate
     │   ├── AccessDenied            policy refused this purpose for what was asked (403)
     │   ├── AuthenticationFailed    no access token, or one that cannot be trusted (401)
-    │   └── PermissionDenied        a trusted token that does not allow this request (403)
+    │   ├── PermissionDenied        a trusted token that does not allow this request (403)
+    │   └── RateLimited             more requests than a client's or person's share (429)
     └── SourceError                 a source or peer did something wrong (5xx)
         ├── RecordError             one input record cannot be read (it is quarantined)
         ├── PeerError               another node did not answer, or answered nonsense
@@ -26,6 +27,7 @@ server can answer 4xx or 5xx without guessing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = [
@@ -40,10 +42,12 @@ __all__ = [
     "PurposeMissing",
     "PurposeUnknown",
     "QueryError",
+    "RateLimited",
     "RecordError",
     "SettingsError",
     "SourceError",
     "StoreError",
+    "error_headers",
     "graphql_error",
 ]
 
@@ -120,6 +124,24 @@ class StoreError(SourceError):
 class PortInUse(SourceError):
     code = "PORT_IN_USE"
     status_hint = 500
+
+
+class RateLimited(CallerError):
+    """A client or person sent more requests than its share; try again after a pause."""
+
+    code = "RATE_LIMITED"
+    status_hint = 429
+
+
+def error_headers(error: DatatrustError) -> dict[str, str]:
+    """HTTP headers an error's response carries: Retry-After for 429, WWW-Authenticate for 401."""
+    headers: dict[str, str] = {}
+    retry_after = error.details.get("retry_after_seconds")
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(float(retry_after))))
+    if error.status_hint == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="datatrust"'
+    return headers
 
 
 def graphql_error(error: DatatrustError, *, path: list[str | int] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 from starlette.applications import Starlette
 
 from datatrust._auth import build_authenticator
+from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.gateway import create_gateway_app
 from datatrust.network import client_ssl_context
@@ -28,7 +29,11 @@ __all__ = ["create_trust_gateway"]
 def create_trust_gateway(settings: GatewaySettings) -> Starlette:
     register = demo_purpose_register()
     policy = skeleton_policy()
-    authenticate = build_authenticator(settings.issuers, settings.effective_audience)
+    authenticate = build_authenticator(
+        settings.issuers,
+        settings.effective_audience,
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+    )
     ledger = create_store_engine(settings.effective_database_url)
     migrate(ledger)
 

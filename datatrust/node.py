@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from datatrust._auth import build_authenticator
 from datatrust._metrics import RequestMetrics
+from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.subgraphs import RequestOutcome, SubgraphEndpoint, subgraph_schema
 from datatrust.policies import skeleton_policy
@@ -53,7 +54,11 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         engine=engine,
         register=register,
         policy=skeleton_policy(),
-        authenticate=build_authenticator(settings.issuers, settings.effective_audience),
+        authenticate=build_authenticator(
+            settings.issuers,
+            settings.effective_audience,
+            RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        ),
         audit=lambda entry: append_audit_entry(engine, entry),
         observe=observe,
     )

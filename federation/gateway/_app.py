@@ -34,6 +34,7 @@ from datatrust.errors import (
     CallerError,
     DatatrustError,
     PurposeError,
+    error_headers,
     graphql_error,
 )
 
@@ -103,6 +104,7 @@ def create_gateway_app(
     async def graphql(request: Request) -> Response:
         started = time.perf_counter()
         outcome, purpose, status = "error", "unverified", 200
+        headers: dict[str, str] = {}
         try:
             query, variables, operation_name = await _read(request)
             body = await gateway.answer(query, variables, operation_name, request.headers)
@@ -113,6 +115,7 @@ def create_gateway_app(
             errors = error.errors if isinstance(error, InvalidOperation) else (error,)
             body = {"data": None, "errors": [graphql_error(e) for e in errors]}
             status = error.status_hint
+            headers = error_headers(error)
             outcome = _outcome(error)
         except Exception:
             incident = uuid.uuid4().hex[:12]
@@ -123,7 +126,7 @@ def create_gateway_app(
             body, status = {"data": None, "errors": [graphql_error(internal)]}, 500
         metrics.requests.labels(outcome=outcome, purpose=purpose).inc()
         metrics.latency.observe(time.perf_counter() - started)
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "alive"})

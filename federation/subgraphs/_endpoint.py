@@ -22,7 +22,13 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from datatrust.errors import DatatrustError, QueryError, StoreError, graphql_error
+from datatrust.errors import (
+    DatatrustError,
+    QueryError,
+    StoreError,
+    error_headers,
+    graphql_error,
+)
 from datatrust.federation._access import operation_access
 from datatrust.federation.subgraphs._base import NodeContext, SubgraphSchema
 from datatrust.policies import (
@@ -87,7 +93,11 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
 
 
 def _refusal(error: DatatrustError) -> JSONResponse:
-    return JSONResponse({"data": None, "errors": [graphql_error(error)]}, error.status_hint)
+    return JSONResponse(
+        {"data": None, "errors": [graphql_error(error)]},
+        error.status_hint,
+        headers=error_headers(error),
+    )
 
 
 def _format_error(error: GraphQLError) -> dict[str, Any]:

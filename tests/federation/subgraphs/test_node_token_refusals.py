@@ -135,3 +135,41 @@ def test_a_valid_token_for_the_node_is_accepted(node):
     # The token is valid; the trust's policy then refuses research (403, not 401).
     assert response.status_code == 403
     assert response.json()["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+def test_a_client_over_its_share_gets_429_with_retry_after_and_an_audit_entry(tmp_path):
+    with trust_identity(tmp_path / "identity") as identity:
+        settings = load_settings(
+            NodeSettings,
+            environ={},
+            node_id="health",
+            agency="NHS",
+            data_dir=tmp_path / "health",
+            issuers=identity.issuers,
+            rate_limit_per_minute=1,
+            rate_limit_burst=2,
+        )
+        headers = identity.headers("service-planning")
+        with app_client(create_node_app(settings)) as client:
+            statuses = [
+                client.post("/graphql", json={"query": QUERY}, headers=headers).status_code
+                for _ in range(2)
+            ]
+            refused = client.post("/graphql", json={"query": QUERY}, headers=headers)
+    assert statuses == [200, 200]
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    engine = create_store_engine(settings.effective_database_url)
+    with engine.connect() as connection:
+        last = connection.execute(
+            select(AuditEvent.outcome, AuditEvent.code).order_by(AuditEvent.seq.desc()).limit(1)
+        ).one()
+    engine.dispose()
+    assert tuple(last) == ("deny", "RATE_LIMITED")
+
+
+def test_a_401_names_the_bearer_scheme(node):
+    response = node.post("/graphql", json={"query": QUERY}, headers={"Purpose": "research"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="datatrust"'
