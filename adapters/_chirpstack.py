@@ -13,6 +13,9 @@ Times: ``received_at`` is the event's ``time``; ``device_time`` is the best gate
 server received the frame). Real events leave out ``fCnt`` when it is 0, ``object`` when no
 codec ran, and ``rssi``/``snr``/``nsTime`` on some gateways; ChirpStack 4.6+ also dropped
 ``rxInfo[].time``.
+
+Most events take a fast path (``_common_uplink``) and the rest the general one (``_build``);
+``_lorawan`` says how the two agree.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from typing import Any
 from datatrust.errors import RecordError
 
 from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, measurements
-from ._common import Output, build, read_text, with_raw
-from ._json import json_messages, object_at, optional_number, whole_number
-from ._lorawan import best_gateway, decode_payload
+from ._common import Output, Unusual, build, read_text, with_raw
+from ._json import Message, exact_json, json_messages, object_at, optional_number, whole_number
+from ._lorawan import best_gateway, decode_payload, plain_best_gateway, plain_float
 from ._records import InvalidField, SensorUplink
-from ._time import parse_timestamp
+from ._time import FUTURE_SLACK, common_timestamp, parse_timestamp
 
 __all__ = ["chirpstack_uplink", "read_chirpstack_uplinks"]
 
@@ -46,11 +49,23 @@ def read_chirpstack_uplinks(
     now: datetime | None = None,
 ) -> Iterator[Output]:
     """A ``SensorUplink`` or a located ``RecordError`` for each event, in source order."""
-    messages = json_messages(read_text(text, source), source)
-    return (
-        with_raw(chirpstack_uplink(location, message, models or {}, codecs, now), raw)
-        for location, raw, message in messages
-    )
+    messages = json_messages(read_text(text, source), source, exact=False)
+    return _uplinks(messages, models or {}, codecs, now)
+
+
+def _uplinks(
+    messages: Iterator[Message],
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+) -> Iterator[Output]:
+    latest = None if now is None else now + FUTURE_SLACK
+    for location, raw, message in messages:
+        try:
+            yield _common_uplink(message, models, codecs, latest)
+        except (Unusual, InvalidField):
+            exact = exact_json(raw, message)
+            yield with_raw(_general(location, exact, models, codecs, now), raw)
 
 
 def chirpstack_uplink(
@@ -61,6 +76,67 @@ def chirpstack_uplink(
     now: datetime | None,
 ) -> Output:
     """One parsed ``up`` event as a record or a located error (no ``raw=`` yet)."""
+    try:
+        return _common_uplink(message, models, codecs, None if now is None else now + FUTURE_SLACK)
+    except (Unusual, InvalidField):
+        return _general(location, message, models, codecs, now)
+
+
+def _common_uplink(
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    latest: datetime | None,
+) -> SensorUplink:
+    """The record ``_build`` would make of an event in the common shape, else ``Unusual``
+    (or ``InvalidField``: the general path then says exactly what is wrong)."""
+    if type(message) is not dict:
+        raise Unusual
+    info = message.get("deviceInfo")
+    if type(info) is not dict:
+        raise Unusual
+    raw_eui = info.get("devEui")
+    if type(raw_eui) is not str:
+        raise Unusual
+    dev_eui = raw_eui.strip().lower()
+    if not _DEV_EUI.match(dev_eui):
+        raise Unusual
+    decoded = message.get("object")
+    if isinstance(decoded, dict) and decoded:
+        values = measurements(decoded)
+    else:  # errors come from the general path, so their paths are left out here
+        model = models.get(dev_eui) or info.get("deviceProfileName")
+        values = decode_payload(
+            message.get("data"), model, codecs, payload_path="", model_path="", server=""
+        )
+    best, _index = plain_best_gateway(message.get("rxInfo"))
+    frame_counter = message.get("fCnt", 0)
+    received_at = common_timestamp(message.get("time") or best.get("nsTime"), latest)
+    radio_time = best.get("gwTime") or best.get("nsTime")
+    device_time = common_timestamp(radio_time, latest) if radio_time else None
+    if type(frame_counter) is not int or received_at is None or (radio_time and not device_time):
+        raise Unusual
+    rssi, snr = best.get("rssi"), best.get("snr")
+    return SensorUplink(
+        device_id=dev_eui,
+        received_at=received_at,
+        device_time=device_time,
+        frame_counter=frame_counter,
+        gateway_id=best.get("gatewayId"),
+        rssi=None if rssi is None else plain_float(rssi),
+        snr=None if snr is None else plain_float(snr),
+        measurements={name: plain_float(value) for name, value in values.items()},
+        units={name: MEASUREMENT_UNITS[name] for name in values},
+    )
+
+
+def _general(
+    location: str,
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+) -> Output:
     if isinstance(message, RecordError):
         return message
     try:

@@ -12,6 +12,7 @@ each item is ``channel_id(1B) channel_type(1B) value(N bytes, little-endian)``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 
 __all__ = ["CODECS", "MEASUREMENT_UNITS", "Codec", "decode_am308", "decode_vs350", "measurements"]
@@ -19,57 +20,67 @@ __all__ = ["CODECS", "MEASUREMENT_UNITS", "Codec", "decode_am308", "decode_vs350
 Codec = Callable[[bytes], dict[str, float]]
 
 
-def _u16(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at : at + 2], "little")
-
-
-def _i16(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at : at + 2], "little", signed=True)
-
-
-# (channel_id, channel_type) -> (value length in bytes, reader of the value)
-_Item = tuple[int, Callable[[bytes, int], dict[str, float]]]
+# (channel_id, channel_type) -> (value length in bytes, the fields in the value), each
+# field (our name, struct format of its little-endian bytes, offset in the value, divisor;
+# divisor 1 keeps the integer as the device sent it).
+_Item = tuple[int, tuple[tuple[str, str, int, int], ...]]
 
 # Milesight AM308 indoor ambience monitor (AM300 series), SensorDecoders AM_Series/AM300.
 _AM308: dict[tuple[int, int], _Item] = {
-    (0x01, 0x75): (1, lambda b, i: {"battery": b[i]}),
-    (0x03, 0x67): (2, lambda b, i: {"temperature": _i16(b, i) / 10}),
-    (0x04, 0x68): (1, lambda b, i: {"humidity": b[i] / 2}),
-    (0x05, 0x00): (1, lambda b, i: {"pir": b[i]}),
-    (0x06, 0xCB): (1, lambda b, i: {"light_level": b[i]}),
-    (0x07, 0x7D): (2, lambda b, i: {"co2": _u16(b, i)}),
-    (0x08, 0x7D): (2, lambda b, i: {"tvoc": _u16(b, i)}),
-    (0x09, 0x73): (2, lambda b, i: {"pressure": _u16(b, i) / 10}),
-    (0x0A, 0x7D): (2, lambda b, i: {"hcho": _u16(b, i) / 100}),
-    (0x0B, 0x7D): (2, lambda b, i: {"pm2_5": _u16(b, i)}),
-    (0x0C, 0x7D): (2, lambda b, i: {"pm10": _u16(b, i)}),
+    (0x01, 0x75): (1, (("battery", "B", 0, 1),)),
+    (0x03, 0x67): (2, (("temperature", "<h", 0, 10),)),
+    (0x04, 0x68): (1, (("humidity", "B", 0, 2),)),
+    (0x05, 0x00): (1, (("pir", "B", 0, 1),)),
+    (0x06, 0xCB): (1, (("light_level", "B", 0, 1),)),
+    (0x07, 0x7D): (2, (("co2", "<H", 0, 1),)),
+    (0x08, 0x7D): (2, (("tvoc", "<H", 0, 1),)),
+    (0x09, 0x73): (2, (("pressure", "<H", 0, 10),)),
+    (0x0A, 0x7D): (2, (("hcho", "<H", 0, 100),)),
+    (0x0B, 0x7D): (2, (("pm2_5", "<H", 0, 1),)),
+    (0x0C, 0x7D): (2, (("pm10", "<H", 0, 1),)),
 }
 
 # Milesight VS350 passage people counter, SensorDecoders VS_Series/VS350.
 _VS350: dict[tuple[int, int], _Item] = {
-    (0x01, 0x75): (1, lambda b, i: {"battery": b[i]}),
-    (0x03, 0x67): (2, lambda b, i: {"temperature": _i16(b, i) / 10}),
-    (0x04, 0xCC): (4, lambda b, i: {"total_in": _u16(b, i), "total_out": _u16(b, i + 2)}),
-    (0x05, 0xCC): (4, lambda b, i: {"period_in": _u16(b, i), "period_out": _u16(b, i + 2)}),
+    (0x01, 0x75): (1, (("battery", "B", 0, 1),)),
+    (0x03, 0x67): (2, (("temperature", "<h", 0, 10),)),
+    (0x04, 0xCC): (4, (("total_in", "<H", 0, 1), ("total_out", "<H", 2, 1))),
+    (0x05, 0xCC): (4, (("period_in", "<H", 0, 1), ("period_out", "<H", 2, 1))),
 }
 
 
 def _channels(table: Mapping[tuple[int, int], _Item], model: str) -> Codec:
+    # Keyed by the two header bytes as one integer, each field with its compiled reader.
+    compiled = {
+        channel << 8 | kind: (
+            length,
+            tuple(
+                (name, struct.Struct(layout).unpack_from, offset, divisor)
+                for name, layout, offset, divisor in fields
+            ),
+        )
+        for (channel, kind), (length, fields) in table.items()
+    }
+
     def decode(payload: bytes) -> dict[str, float]:
         decoded: dict[str, float] = {}
         at = 0
-        while at < len(payload):
-            if at + 2 > len(payload):
+        size = len(payload)
+        while at < size:
+            if at + 2 > size:
                 raise ValueError(f"{model}: payload ends inside the channel header at byte {at}")
-            key = (payload[at], payload[at + 1])
-            if key not in table:
+            item = compiled.get(payload[at] << 8 | payload[at + 1])
+            if item is None:
                 raise ValueError(
-                    f"{model}: unknown channel 0x{key[0]:02x} type 0x{key[1]:02x} at byte {at}"
+                    f"{model}: unknown channel 0x{payload[at]:02x} "
+                    f"type 0x{payload[at + 1]:02x} at byte {at}"
                 )
-            length, read = table[key]
-            if at + 2 + length > len(payload):
-                raise ValueError(f"{model}: payload ends inside channel 0x{key[0]:02x} value")
-            decoded.update(read(payload, at + 2))
+            length, fields = item
+            if at + 2 + length > size:
+                raise ValueError(f"{model}: payload ends inside channel 0x{payload[at]:02x} value")
+            for name, unpack, offset, divisor in fields:
+                (value,) = unpack(payload, at + 2 + offset)
+                decoded[name] = value if divisor == 1 else value / divisor
             at += 2 + length
         return decoded
 
@@ -93,6 +104,7 @@ MEASUREMENT_UNITS: dict[str, str] = {
     "people_in": "count",
     "people_out": "count",
 }
+_NOT_MEASUREMENTS = (bool, str, dict, list)
 _ALIASES = {"period_in": "people_in", "period_out": "people_out", "pm25": "pm2_5"}
 
 
@@ -101,6 +113,8 @@ def measurements(decoded: Mapping[str, object]) -> dict[str, float]:
     found: dict[str, float] = {}
     for key, value in decoded.items():
         name = _ALIASES.get(key, key)
-        if name in MEASUREMENT_UNITS and not isinstance(value, bool | str | dict | list):
-            found[name] = value  # type: ignore[assignment]  # checked by SensorUplink
+        if name in MEASUREMENT_UNITS:
+            kind = type(value)
+            if kind is int or kind is float or not isinstance(value, _NOT_MEASUREMENTS):
+                found[name] = value  # type: ignore[assignment]  # checked by SensorUplink
     return found

@@ -14,11 +14,20 @@ from datatrust.errors import RecordError, SourceError
 from ._records import InvalidField, Record
 from ._redact import redacted_raw
 
-__all__ = ["Output", "build", "csv_records", "parse_date", "read_text", "with_raw"]
+__all__ = ["Output", "Unusual", "build", "csv_records", "parse_date", "read_text", "with_raw"]
 
 Output = Record | RecordError
 
 MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+class Unusual(Exception):  # not an error: a signal to take the general path
+    """A reader's fast path met something it does not expect: use the general path.
+
+    Readers with a fast path (LoRaWAN uplinks, FreeRADIUS records) keep their general path
+    as the one that decides: the fast path only builds the record the general path would
+    build, for input in the common shape, and gives up on anything else.
+    """
 
 
 def read_text(data: str | bytes, source: str) -> str:

@@ -1,16 +1,31 @@
-"""What the two LoRaWAN network servers share: payload decoding through the codec registry."""
+"""What the two LoRaWAN network servers share: payload decoding through the codec registry,
+choosing the best gateway, and the helpers of the readers' fast path.
+
+Each reader has a fast path for the messages real network servers send nearly always (every
+field of the documented type, one or a few gateways, RFC 3339 times) and a general path for
+everything else. The fast path never decides anything on its own: it raises ``Unusual``
+(``_common``) at the first thing it does not expect, and the reader hands the message to
+the general path, which accepts it or says exactly what is wrong with it. So both paths
+give the same record for the same message, and every error comes from the general path.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from ._codecs import Codec, measurements
+from ._common import Unusual
 from ._records import InvalidField
 
-__all__ = ["best_gateway", "decode_payload"]
+__all__ = ["best_gateway", "decode_payload", "plain_best_gateway", "plain_float"]
+
+# Well inside the 64-bit integers that orjson decodes as integers (see ``_json``), so a float
+# below it was a float in the message.
+_PLAIN = 1e18
 
 
 def decode_payload(
@@ -70,3 +85,30 @@ def _rssi(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("-inf")
+
+
+def plain_float(value: Any) -> float:
+    """A JSON number well inside 64 bits as a float, else ``Unusual`` (also for NaN)."""
+    kind = type(value)
+    if kind is float and -_PLAIN < value < _PLAIN:
+        return value
+    if kind is int and -_PLAIN < value < _PLAIN:
+        return float(value)
+    raise Unusual
+
+
+def plain_best_gateway(metadata: Any) -> tuple[dict[str, Any], int]:
+    """:func:`best_gateway` for a non-empty list of gateway objects with plain RSSIs."""
+    if type(metadata) is not list or not metadata:
+        raise Unusual
+    best: dict[str, Any] = {}
+    index = 0
+    top = -math.inf
+    for at, gateway in enumerate(metadata):
+        if type(gateway) is not dict:
+            raise Unusual
+        rssi = gateway.get("rssi")
+        level = -math.inf if rssi is None else plain_float(rssi)
+        if not at or level > top:  # the first of equals, as max() keeps
+            best, index, top = gateway, at, level
+    return best, index

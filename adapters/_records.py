@@ -96,23 +96,28 @@ class SensorUplink:
         check_utc(self, "device_time", optional=True)
         check_count(self, "frame_counter")
         check_text(self, "gateway_id", optional=True)
-        for name in ("rssi", "snr"):
-            value = getattr(self, name)
-            if value is not None:
-                set_field(self, name, finite(name, value))
-        if not isinstance(self.measurements, dict) or not self.measurements:
+        for name, value in (("rssi", self.rssi), ("snr", self.snr)):
+            if value is not None and (checked := finite(name, value)) is not value:
+                set_field(self, name, checked)
+        values = self.measurements
+        if not isinstance(values, dict) or not values:
             raise InvalidField(
                 "measurements",
-                self.measurements,
+                values,
                 "an uplink must carry at least one measurement",
                 "check the payload codec for this device model",
             )
-        set_field(
-            self,
-            "measurements",
-            {name: finite(f"measurements.{name}", v) for name, v in self.measurements.items()},
-        )
-        missing = sorted(set(self.measurements) - set(self.units))
+        # A finite float passes as it is (``v - v`` is 0.0 only for finite v); only other
+        # values pay for ``finite`` and the field name it may need.
+        values = {
+            name: v if type(v) is float and v - v == 0.0 else finite(f"measurements.{name}", v)
+            for name, v in values.items()
+        }
+        set_field(self, "measurements", values)
+        units = self.units
+        if type(units) is dict and units.keys() >= values.keys():
+            return
+        missing = sorted(set(values) - set(units))
         if missing:
             raise InvalidField(
                 "units", self.units, f"every measurement needs a unit, missing {missing}", "add it"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -43,6 +44,8 @@ _TTS_ID_RULE = (
     "not starting or ending with a dash"
 )
 _MAC = re.compile(r"^[0-9a-f]{12}$")
+# ``aa:bb:cc:dd:ee:ff`` once lower-cased and dashes made colons: already in normal form.
+_MAC_NORMAL = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _ZERO = timedelta(0)
 
 SENSOR_KINDS = ("air-quality", "people-counter")
@@ -130,10 +133,21 @@ def is_valid_nhs_number(value: str) -> bool:
 
 def normalise_mac(value: str) -> str:
     """``AA-BB-CC-DD-EE-FF``, ``aabb.ccdd.eeff`` or ``AABBCCDDEEFF`` as ``aa:bb:cc:dd:ee:ff``."""
+    if type(value) is str and (normal := _common_mac(value)) is not None:
+        return normal
     digits = re.sub(r"[-:.]", "", value.strip()).lower()
     if not _MAC.match(digits):
         raise ValueError(value)
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+@functools.lru_cache(maxsize=4096)
+def _common_mac(value: str) -> str | None:
+    """``value`` normalised if it is written ``AA-BB-..`` or ``aa:bb:..``, else ``None``.
+
+    Cached: the same devices and access points come back record after record."""
+    normal = value.lower().replace("-", ":")
+    return normal if _MAC_NORMAL.fullmatch(normal) else None
 
 
 def set_field(record: Any, name: str, value: Any) -> None:
@@ -144,6 +158,8 @@ def check_text(record: Any, name: str, *, optional: bool = False) -> None:
     value = getattr(record, name)
     if value is None and optional:
         return
+    if type(value) is str and value and not value[0].isspace():
+        return  # the common case, decided without copying the string
     if not isinstance(value, str) or not value.strip():
         raise InvalidField(name, value, "a non-empty string is required", f"supply {name}")
 
@@ -160,6 +176,8 @@ def check_utc(record: Any, name: str, *, optional: bool = False) -> None:
     value = getattr(record, name)
     if value is None and optional:
         return
+    if type(value) is datetime and value.tzinfo is UTC:
+        return  # what every timestamp parser here returns
     if not isinstance(value, datetime) or value.utcoffset() != _ZERO:
         raise InvalidField(
             name,
@@ -214,17 +232,31 @@ def check_mac(record: Any, name: str) -> None:
 
 def check_count(record: Any, name: str) -> None:
     value = getattr(record, name)
+    if value is None or (type(value) is int and value >= 0):
+        return
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise InvalidField(name, value, "must be a whole number >= 0", "send an unsigned integer")
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_tts_id(value: str) -> bool:
+    """Cached: a feed names the same few hundred devices over and over."""
+    return _TTS_ID.match(value) is not None
+
+
 def check_tts_id(record: Any, name: str) -> None:
     value = getattr(record, name)
+    if type(value) is str and _is_tts_id(value):
+        return
     if not isinstance(value, str) or not _TTS_ID.match(value):
         raise InvalidField(name, value, _TTS_ID_RULE, "use the device ID registered on the network")
 
 
 def finite(name: str, value: Any) -> float:
+    if type(value) is float and value - value == 0.0:  # finite: inf - inf and nan are nan
+        return value
+    if type(value) is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidField(name, value, "must be a finite number", "send a number")
     return float(value)

@@ -9,6 +9,9 @@ device's model. The model is ``uplink_message.version_ids.model_id``, or the cal
 Real traffic differs from the documentation: ``f_cnt`` is left out when it is 0 (proto3
 JSON omits zero values), ``rssi``/``snr`` may arrive as strings, and timestamps come in
 the styles :func:`parse_timestamp` accepts.
+
+Most messages take a fast path (``_common_uplink``) and the rest the general one
+(``_build``); ``_lorawan`` says how the two agree.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from typing import Any
 from datatrust.errors import RecordError
 
 from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, measurements
-from ._common import Output, build, read_text, with_raw
-from ._json import json_messages, object_at, optional_number, whole_number
-from ._lorawan import best_gateway, decode_payload
+from ._common import Output, Unusual, build, read_text, with_raw
+from ._json import Message, exact_json, json_messages, object_at, optional_number, whole_number
+from ._lorawan import best_gateway, decode_payload, plain_best_gateway, plain_float
 from ._records import InvalidField, SensorUplink
-from ._time import parse_timestamp
+from ._time import FUTURE_SLACK, common_timestamp, parse_timestamp
 
 __all__ = ["read_things_stack_uplinks", "things_stack_uplink"]
 
@@ -40,11 +43,23 @@ def read_things_stack_uplinks(
     now: datetime | None = None,
 ) -> Iterator[Output]:
     """A ``SensorUplink`` or a located ``RecordError`` for each message, in source order."""
-    messages = json_messages(read_text(text, source), source)
-    return (
-        with_raw(things_stack_uplink(location, message, models or {}, codecs, now), raw)
-        for location, raw, message in messages
-    )
+    messages = json_messages(read_text(text, source), source, exact=False)
+    return _uplinks(messages, models or {}, codecs, now)
+
+
+def _uplinks(
+    messages: Iterator[Message],
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+) -> Iterator[Output]:
+    latest = None if now is None else now + FUTURE_SLACK
+    for location, raw, message in messages:
+        try:
+            yield _common_uplink(message, models, codecs, latest)
+        except (Unusual, InvalidField):
+            exact = exact_json(raw, message)
+            yield with_raw(_general(location, exact, models, codecs, now), raw)
 
 
 def things_stack_uplink(
@@ -55,6 +70,70 @@ def things_stack_uplink(
     now: datetime | None,
 ) -> Output:
     """One parsed ``up`` message as a record or a located error (no ``raw=`` yet)."""
+    try:
+        return _common_uplink(message, models, codecs, None if now is None else now + FUTURE_SLACK)
+    except (Unusual, InvalidField):
+        return _general(location, message, models, codecs, now)
+
+
+def _common_uplink(
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    latest: datetime | None,
+) -> SensorUplink:
+    """The record ``_build`` would make of a message in the common shape, else ``Unusual``
+    (or ``InvalidField``: the general path then says exactly what is wrong)."""
+    if type(message) is not dict:
+        raise Unusual
+    ids, uplink = message.get("end_device_ids"), message.get("uplink_message")
+    if type(ids) is not dict or type(uplink) is not dict:
+        raise Unusual
+    device_id = ids.get("device_id")
+    if type(device_id) is not str:
+        raise Unusual
+    decoded = uplink.get("decoded_payload")
+    if isinstance(decoded, dict) and decoded:
+        values = measurements(decoded)
+    else:  # errors come from the general path, so their paths are left out here
+        version = uplink.get("version_ids")
+        model = models.get(device_id) or (
+            version.get("model_id") if isinstance(version, dict) else None
+        )
+        values = decode_payload(
+            uplink.get("frm_payload"), model, codecs, payload_path="", model_path="", server=""
+        )
+    best, _index = plain_best_gateway(uplink.get("rx_metadata"))
+    settings, gateway = uplink.get("settings"), best.get("gateway_ids")
+    if type(settings) is not dict or type(gateway) is not dict:
+        raise Unusual
+    frame_counter = uplink.get("f_cnt", 0)
+    received_at = common_timestamp(message.get("received_at"), latest)
+    radio_time = settings.get("time") or best.get("time")
+    device_time = common_timestamp(radio_time, latest) if radio_time else None
+    if type(frame_counter) is not int or received_at is None or (radio_time and not device_time):
+        raise Unusual
+    rssi, snr = best.get("rssi"), best.get("snr")
+    return SensorUplink(
+        device_id=device_id,
+        received_at=received_at,
+        device_time=device_time,
+        frame_counter=frame_counter,
+        gateway_id=gateway.get("gateway_id"),
+        rssi=None if rssi is None else plain_float(rssi),
+        snr=None if snr is None else plain_float(snr),
+        measurements={name: plain_float(value) for name, value in values.items()},
+        units={name: MEASUREMENT_UNITS[name] for name in values},
+    )
+
+
+def _general(
+    location: str,
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+) -> Output:
     if isinstance(message, RecordError):
         return message
     try:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from ._rules import InvalidField
 
-__all__ = ["EARLIEST", "FUTURE_SLACK", "LOCAL_ZONE", "parse_timestamp"]
+__all__ = ["EARLIEST", "FUTURE_SLACK", "LOCAL_ZONE", "common_timestamp", "parse_timestamp"]
 
 LOCAL_ZONE = ZoneInfo("Europe/London")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -42,7 +42,21 @@ _ISO = re.compile(
 _RADIUS = re.compile(
     r"^([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})\s*(UTC|GMT|BST)?$"
 )
+# The shapes nearly every real timestamp has, read about ten times faster than the general
+# parser below, with exactly its result: RFC 3339 with Z or a whole-minute offset under 24
+# hours (The Things Stack, ChirpStack, FHIR), for which ``datetime.fromisoformat`` truncates
+# fractions past microseconds just as the general parser does; FreeRADIUS's
+# ``Oct  1 2026 08:00:00 UTC``; and epoch seconds written as up to 10 digits. Anything else,
+# or a date that does not exist, goes to the general parser, which accepts more and
+# explains what it refuses.
+_RFC3339_COMMON = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
+_RADIUS_UTC = re.compile(
+    r"([A-Z][a-z]{2})  ?(\d\d?) (\d{4}) (\d\d:\d\d:\d\d) (?:UTC|GMT)", re.ASCII
+)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_DIGITS = {name: f"{number:02d}" for number, name in enumerate(_MONTHS, start=1)}
 _ABBREVIATIONS = {"Z": UTC, "z": UTC, "UTC": UTC, "GMT": UTC, "BST": timezone(timedelta(hours=1))}
 _STYLES = (
     "RFC 3339 (2026-10-01T08:00:00.123456789Z), a local time (read as Europe/London), "
@@ -58,7 +72,9 @@ def parse_timestamp(
     ``earliest=False`` drops the before-2000 rule, for clinical dates such as a condition's
     onset, which can be decades old.
     """
-    moment = _parse(value, field_name)
+    moment = _common(value) if type(value) is str else None
+    if moment is None:
+        moment = _parse(value, field_name)
     if earliest and moment < EARLIEST:
         raise InvalidField(
             field_name,
@@ -74,6 +90,34 @@ def parse_timestamp(
             "check the sender's clock and time zone",
         )
     return moment
+
+
+def common_timestamp(value: Any, latest: datetime | None) -> datetime | None:
+    """What ``parse_timestamp(value, ..., now=now)`` returns, for a value in a common shape
+    that passes its checks (``latest`` is ``now + FUTURE_SLACK``); else ``None``, and
+    ``parse_timestamp`` gives the result or the error. For readers' fast paths."""
+    moment = _common(value) if type(value) is str else None
+    if moment is None or moment < EARLIEST or (latest is not None and moment > latest):
+        return None
+    return moment
+
+
+def _common(text: str) -> datetime | None:
+    """``text`` in UTC if it has one of the common shapes and is a real time, else ``None``."""
+    try:
+        if _RFC3339_COMMON.fullmatch(text):
+            moment = datetime.fromisoformat(text)
+            return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+        if len(text) <= 10 and text.isdigit() and text.isascii():  # under 10**11: seconds
+            return datetime.fromtimestamp(int(text), UTC)
+        match = _RADIUS_UTC.fullmatch(text)
+        if match and match[1] in _MONTH_DIGITS:
+            _name, day, year, clock = match.groups()
+            month = _MONTH_DIGITS[match[1]]
+            return datetime.fromisoformat(f"{year}-{month}-{day:0>2}T{clock}+00:00")
+    except ValueError:  # not a real date or time: the general parser says so
+        pass
+    return None
 
 
 def _parse(value: Any, field_name: str) -> datetime:
