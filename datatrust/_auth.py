@@ -10,14 +10,40 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from datatrust._ratelimit import RateLimiter
-from datatrust.errors import AuthenticationFailed
+from datatrust.errors import AuthenticationFailed, SettingsError
 from datatrust.policies import Requester
 from datatrust.settings import IssuerSetting
 
-__all__ = ["Authenticate", "build_authenticator"]
+__all__ = ["Authenticate", "build_authenticator", "trusted_issuers"]
 
 Authenticate = Callable[[str | None], Requester]
 """``authenticate(authorization_header)`` -> the verified Requester, or AuthenticationFailed."""
+
+
+def trusted_issuers(settings) -> list[IssuerSetting]:
+    """The issuers a process accepts: those its signed trust directory lists, if it has one.
+
+    Each issuer may speak only for the agencies whose directory entries list it, so an
+    agency's own identity provider cannot vouch for another agency's people. Without a
+    directory, the issuers named in the settings.
+    """
+    if settings.directory is None:
+        return list(settings.issuers)
+    if settings.operator_public_key is None:
+        raise SettingsError("a trust directory needs 'operator_public_key' to be verified")
+    from datatrust.network import load_directory, load_operator_public_key
+
+    loaded = load_directory(
+        settings.directory, load_operator_public_key(settings.operator_public_key)
+    )
+    agencies: dict[tuple[str, str], list[str]] = {}
+    for member in loaded.directory.members:
+        for issuer in member.issuers:
+            agencies.setdefault((issuer.issuer, issuer.jwks_uri), []).append(member.agency)
+    return [
+        IssuerSetting(issuer=issuer, jwks_url=jwks, agencies=sorted(set(names)))
+        for (issuer, jwks), names in sorted(agencies.items())
+    ]
 
 
 def build_authenticator(

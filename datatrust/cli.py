@@ -85,9 +85,7 @@ def up(
     runner.install_signal_handlers()
     try:
         issuer, credentials = _start_identity(runner, data_dir, host, ports, _runner)
-        node_urls = _start_trust(
-            runner, data_dir, host, ports, _prepare, _runner, issuer, trust.pki
-        )
+        node_urls = _start_trust(runner, data_dir, host, ports, _prepare, _runner, trust.pki)
         gateway_url = f"http://{host}:{ports['gateway']}/graphql"
         run = {
             "gateway": gateway_url,
@@ -125,16 +123,6 @@ def up(
     finally:
         runner.stop_all()
     console.print("Stopped.")
-
-
-def _issuers_toml(issuer: str) -> str:
-    from datatrust._identity_cli import DEMO_AGENCIES
-
-    agencies = ", ".join(f'"{a}"' for a in DEMO_AGENCIES)
-    return (
-        f'[[issuers]]\nissuer = "{issuer}"\njwks_url = "{issuer}/jwks.json"\n'
-        f"agencies = [{agencies}]\n"
-    )
 
 
 def _start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _runner):
@@ -184,7 +172,6 @@ def _start_trust(
     ports: dict[str, int],
     _prepare,
     _runner,
-    issuer: str,
     pki,
 ):
     from datatrust._network_cli import signed_directory_path
@@ -212,8 +199,7 @@ def _start_trust(
                 f'data_dir = "{data_dir.as_posix()}"\n'
                 + _tls_toml(pki.files(node.node_id))
                 + f'directory = "{signed_directory_path(data_dir).as_posix()}"\n'
-                + f'operator_public_key = "{operator_public_key_path(data_dir).as_posix()}"\n'
-                + _issuers_toml(issuer),
+                + f'operator_public_key = "{operator_public_key_path(data_dir).as_posix()}"\n',
                 encoding="utf-8",
             )
             settings = load_settings(NodeSettings, toml_path=config, environ={})
@@ -252,10 +238,12 @@ def _start_trust(
         f"port = {ports['gateway']}",
         f'data_dir = "{data_dir.as_posix()}"',
         _tls_toml(pki.files("gateway")).strip(),
+        f'directory = "{signed_directory_path(data_dir).as_posix()}"',
+        f'operator_public_key = "{operator_public_key_path(data_dir).as_posix()}"',
     ]
     lines.append("[nodes]")
     lines += [f'"{name}" = "{url}"' for name, url in node_urls.items()]
-    gateway_config.write_text("\n".join(lines) + "\n" + _issuers_toml(issuer), encoding="utf-8")
+    gateway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     gateway = _runner.ChildProcess(
         name="gateway",
         argv=_runner.serve_argv("gateway", gateway_config),

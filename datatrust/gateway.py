@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import httpx
 from starlette.applications import Starlette
 
-from datatrust._auth import build_authenticator
+from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.gateway import create_gateway_app
@@ -30,7 +30,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
     register = demo_purpose_register()
     policy = skeleton_policy()
     authenticate = build_authenticator(
-        settings.issuers,
+        trusted_issuers(settings),
         settings.effective_audience,
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from datatrust._auth import build_authenticator
+from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._metrics import RequestMetrics
 from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
@@ -55,7 +55,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         register=register,
         policy=skeleton_policy(),
         authenticate=build_authenticator(
-            settings.issuers,
+            trusted_issuers(settings),
             settings.effective_audience,
             RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         ),

@@ -80,6 +80,17 @@ class _Settings(BaseModel):
             "urn:datatrust:node:<node_id> for a node, urn:datatrust:gateway for the gateway."
         ),
     )
+    directory: Path | None = Field(
+        None,
+        description=(
+            "The signed trust directory (directory.jws). Identity issuers are taken from "
+            "it (each for the agencies that list it); a node with TLS also serves only "
+            "clients whose certificate it lists."
+        ),
+    )
+    operator_public_key: Path | None = Field(
+        None, description="The trust operator's public key that signs the directory."
+    )
     rate_limit_per_minute: int = Field(
         600, gt=0, description="Requests a minute each client, and each person, may make."
     )
@@ -125,16 +136,6 @@ class NodeSettings(_Settings):
             "File holding the database password (a mounted secret), added to database_url "
             "so the password never appears in settings or the environment."
         ),
-    )
-    directory: Path | None = Field(
-        None,
-        description=(
-            "The signed trust directory (directory.jws); with TLS, only clients whose "
-            "certificate it lists are served."
-        ),
-    )
-    operator_public_key: Path | None = Field(
-        None, description="The trust operator's public key that signs the directory."
     )
     policy_engine: Literal["embedded"] = Field(
         "embedded", description="Which policy engine decides data use (embedded: in process)."
