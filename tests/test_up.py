@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from datatrust._demo_trust import example_curl
 from datatrust._ingest_cli import LIVE_TOPICS
 from datatrust.network import client_ssl_context
+from datatrust.settings import GATEWAY_AUDIENCE
 
 pytestmark = pytest.mark.slow
 
@@ -315,6 +319,58 @@ def test_a_node_serves_only_mutual_tls_clients(trust, node):
             bearer=trust.token,
             verify=ca_only,
         )
+
+
+def forged_tokens(trust: Trust) -> dict[str, str]:
+    """Tokens an attacker can make without the issuer's key, each a known attack."""
+    now = int(time.time())
+    claims = {
+        "iss": trust.run["identity"],
+        "sub": "analyst-cli",
+        "client_id": "analyst-cli",
+        "aud": [GATEWAY_AUDIENCE],
+        "exp": now + 300,
+        "iat": now,
+        "jti": "forged",
+        "agency": "council",
+        "roles": ["analyst"],
+        "purposes": ["service-planning"],
+    }
+    stranger = ECKey.generate_key("P-256", auto_kid=True)
+
+    def signed(header: dict) -> str:
+        return jwt.encode({"alg": "ES256", "typ": "at+jwt", **header}, claims, stranger)
+
+    def unsigned(header: dict) -> str:
+        def part(data: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+        return f"{part(header)}.{part(claims)}."
+
+    return {
+        "malformed": "not-a-token",
+        "alg none": unsigned({"alg": "none", "typ": "at+jwt", "kid": "k1"}),
+        "unknown key": signed({"kid": stranger.kid}),
+        "jku header": signed({"kid": stranger.kid, "jku": "https://attacker.example/jwks"}),
+        "kid with path characters": signed({"kid": "../../keys/signing"}),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["malformed", "alg none", "unknown key", "jku header", "kid with path characters"]
+)
+def test_the_gateway_refuses_a_forged_token_and_audits_it(trust, kind):
+    ledger = trust.data_dir / "gateway.db"
+    with sqlite3.connect(ledger) as db:
+        before = db.execute("select count(*) from audit_event").fetchone()[0]
+    response = post(
+        trust.run["gateway"], DATA_QUERY, "service-planning", bearer=forged_tokens(trust)[kind]
+    )
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute("select outcome, code from audit_event order by seq").fetchall()[before:]
+    assert rows == [("deny", "UNAUTHENTICATED")]
 
 
 def test_a_token_is_refused_for_a_purpose_it_does_not_allow(trust):
