@@ -173,3 +173,35 @@ def test_a_401_names_the_bearer_scheme(node):
     response = node.post("/graphql", json={"query": QUERY}, headers={"Purpose": "research"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="datatrust"'
+
+
+def test_a_persons_token_from_authorization_code_with_pkce_is_accepted_at_the_node(node):
+    from urllib.parse import parse_qs, urlsplit
+
+    import httpx
+
+    from tests.trust.identity.live import REDIRECT_URI, pkce_pair, sign_in
+
+    verifier, challenge = pkce_pair()
+    redirect = sign_in(node.live, challenge=challenge, scope="openid service-planning")
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    tokens = httpx.post(
+        f"{node.live.url}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": "portal",
+            "code_verifier": verifier,
+        },
+    ).json()
+    response = node.post(
+        "/graphql",
+        json={"query": QUERY},
+        headers={
+            "Purpose": "service-planning",
+            "Authorization": f"Bearer {tokens['access_token']}",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["_entities"][0]["encounterCount"] >= 0
