@@ -22,7 +22,7 @@ from datatrust.ingest._copy import stage_rows
 from datatrust.ingest._rollup import (
     add_reading_rollups,
     old_session_days,
-    pg_insert_readings,
+    pg_write_readings,
     session_deltas,
 )
 from datatrust.store import (
@@ -68,7 +68,7 @@ _CONFLICT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "condition": (("condition_id",), ()),
     "care_episode": (("event_reference",), ()),
     "housing_case": (("case_ref",), ()),
-    "wifi_session": (("unique_session_id",), ()),
+    "wifi_session": (("unique_session_id", "session_month"), ()),
 }
 _VERSIONED = {"encounter", "observation", "condition"}  # FHIR: a newer version replaces
 _REPLACED = {"housing_case"}  # a later statutory return restates the whole case
@@ -102,6 +102,8 @@ def write_rows(connection: Connection, rows: dict[str, list[dict[str, Any]]]) ->
             _write_readings(connection, batch, is_pg=is_pg)
         elif name == "wifi_session":
             before = old_session_days(connection, batch)
+            _keep_stored_months(batch, before)
+            ensure_month_partitions(connection, name, {row["session_month"] for row in batch})
             _execute(connection, name, batch, is_pg=is_pg)
             session_deltas(connection, batch, before)
         else:
@@ -112,13 +114,7 @@ def write_rows(connection: Connection, rows: dict[str, list[dict[str, Any]]]) ->
 
 def _write_readings(connection: Connection, batch: list[dict[str, Any]], *, is_pg: bool) -> None:
     if is_pg:
-        columns = stage_rows(connection, "reading", batch)
-        months = connection.exec_driver_sql(
-            "SELECT DISTINCT date_trunc('month', received_at AT TIME ZONE 'UTC')::date "
-            "FROM stage_reading"
-        ).scalars()
-        ensure_month_partitions(connection, "reading", list(months))
-        pg_insert_readings(connection, columns)
+        pg_write_readings(connection, batch)
         return
     statement = _upsert(connection, "reading").returning(
         Reading.device_id, Reading.quantity, Reading.received_at, Reading.value
@@ -181,6 +177,16 @@ def _upsert(connection: Connection, name: str, *, source=None):
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={c: new[c] for c in updates}
     )
+
+
+def _keep_stored_months(batch: list[dict[str, Any]], stored: dict[str, tuple[Any, Any]]) -> None:
+    """A session already stored keeps its month, so its records merge into that one row
+    even when this record's start (event time less session time) falls a second or a
+    retry delay across a month boundary."""
+    for row in batch:
+        held = stored.get(row["unique_session_id"])
+        if held is not None:
+            row["session_month"] = held[0]
 
 
 def _merge_session(statement, dialect: str) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from datatrust.store import IngestBatch, QuarantinedRecord, Sensor, refresh_stat
 
 __all__ = ["IngestReport", "admit", "ingest_file", "load_items"]
 
-CHUNK_RECORDS = 2000
+# Records per transaction. 5,000 uplinks (~17,500 readings) measured a little faster than
+# 2,000 on PostgreSQL (fewer commits and round trips); a crash redoes at most one chunk.
+CHUNK_RECORDS = 5000
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,18 +2,20 @@
 
 Each record type has one mapper, found by the record's class name in :data:`_MAPPERS` (one
 dictionary lookup per record on the hot path, and no import of every adapter record
-class). RADIUS accounting records are folded per session instead of mapped one by one.
+class). RADIUS accounting records are folded per session instead of mapped one by one,
+and each session row carries its :func:`session_month`, the partition key PostgreSQL
+files it under.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from datatrust.ingest._pseudonymise import Pseudonymiser
 
-__all__ = ["Rows", "fhir_version", "rows_of"]
+__all__ = ["Rows", "fhir_version", "rows_of", "session_month"]
 
 Rows = dict[str, list[dict[str, Any]]]  # table name -> rows, in source order
 _Mapper = Callable[[Any, Pseudonymiser, Rows], None]
@@ -195,12 +197,24 @@ _MAPPERS: dict[str, _Mapper] = {
 }
 
 
+def session_month(event_time: datetime, session_time_seconds: int | None) -> date:
+    """The first day of the UTC month a RADIUS session started in, from any of its records.
+
+    Start is the record's event time less ``Acct-Session-Time`` (RFC 2866 5.7; a Start
+    record has 0 or none), so Start, Interim-Update and Stop records all give the same
+    month and the session stays one row in one monthly partition. ``event_time`` is UTC.
+    """
+    start = event_time - timedelta(seconds=session_time_seconds or 0)
+    return date(start.year, start.month, 1)
+
+
 def _fold_accounting(sessions: dict[str, dict[str, Any]], record: Any, p: Pseudonymiser) -> None:
     """Fold Start / Interim-Update / Stop records of one session into one row."""
     row = sessions.get(record.unique_session_id)
     if row is None:
         row = sessions[record.unique_session_id] = {
             "unique_session_id": record.unique_session_id,
+            "session_month": session_month(record.event_time, record.session_time_seconds),
             "session_id": record.session_id,
             "device_token": p.device(record.calling_station_mac, record.event_time),
             "ap_mac": record.called_station_mac,

@@ -119,12 +119,20 @@ class AccessPoint(_StoreTable, table=True):
 
 
 class WifiSession(_StoreTable, table=True):
-    """One RADIUS accounting session, folded from its Start, Interim and Stop records."""
+    """One RADIUS accounting session, folded from its Start, Interim and Stop records.
+
+    ``session_month`` is the first day of the UTC month the session started in (event time
+    minus ``Acct-Session-Time``, the same for every record of the session). PostgreSQL
+    partitions the table by it, and a partitioned table's unique keys must include the
+    partition column, so the session's key is (``unique_session_id``, ``session_month``).
+    """
 
     __tablename__ = "wifi_session"
+    __table_args__ = (sa.UniqueConstraint("unique_session_id", "session_month"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    unique_session_id: str = Field(unique=True)
+    unique_session_id: str
+    session_month: date
     session_id: str
     device_token: str  # keyed hash of the device MAC; the MAC itself is never stored
     ap_mac: str = Field(index=True)

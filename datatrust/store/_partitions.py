@@ -1,11 +1,14 @@
-"""Monthly partitions of raw readings on PostgreSQL, created when data for a month arrives.
+"""Monthly partitions of raw readings and WiFi sessions on PostgreSQL, made as data arrives.
 
-Migration 0004 makes ``reading`` a range-partitioned table with a default partition.
-Before loading a chunk, ingest calls :func:`ensure_month_partitions` with the months the
-chunk touches; a month without its own partition gets one (``reading_y2026m10``), and any
-rows the default partition already holds for that month move into it. On SQLite this does
-nothing. Each process remembers the partitions it has seen, so the check costs one
-catalogue lookup per new month, not one per chunk.
+Migration 0004 makes ``reading`` a table range-partitioned by ``received_at``, and 0005
+makes ``wifi_session`` one partitioned by ``session_month`` (the first day of the month
+the session started in: stable across its Start, Interim-Update and Stop records, so one
+session is one row in one partition). Each has a default partition. Before loading a
+chunk, ingest calls :func:`ensure_month_partitions` with the months the chunk touches; a
+month without its own partition gets one (``reading_y2026m10``), and any rows the default
+partition already holds for that month move into it. On SQLite this does nothing. Each
+process remembers the partitions it has seen, so the check costs one catalogue lookup per
+new month, not one per chunk.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ __all__ = [
     "month_partition_name",
 ]
 
-PARTITIONED_TABLES = {"reading": "received_at"}
+PARTITIONED_TABLES = {"reading": "received_at", "wifi_session": "session_month"}
 """Table -> the column its monthly partitions are ranges of (PostgreSQL only)."""
+
+_DATE_COLUMNS = {"session_month"}  # ``date`` columns; the others are ``timestamptz``
 
 _KNOWN: set[tuple[str, str, date]] = set()  # (database, table, month) already partitioned
 
@@ -69,8 +74,11 @@ def ensure_month_partitions(
 
 
 def _create(connection: sa.Connection, table: str, column: str, name: str, month: date) -> None:
-    start = datetime(month.year, month.month, 1, tzinfo=UTC)
-    end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+    start: date = date(month.year, month.month, 1)
+    end: date = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    if column not in _DATE_COLUMNS:  # a UTC instant, never the session's time zone
+        start = datetime(start.year, start.month, 1, tzinfo=UTC)
+        end = datetime(end.year, end.month, 1, tzinfo=UTC)
     bounds = {"start": start, "end": end}
     connection.exec_driver_sql(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS)')
     # Rows that landed in the default partition before this month had its own move over,

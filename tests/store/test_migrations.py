@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def _tables(engine: sa.Engine) -> list[str]:
 def test_migrating_a_fresh_database_reaches_head(engine: sa.Engine) -> None:
     assert not schema_is_current(engine)
     migrate(engine)
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == "0005"
     assert schema_is_current(engine)
     check_ready(engine)
 
@@ -58,7 +59,7 @@ def test_migrating_twice_changes_nothing(engine: sa.Engine) -> None:
     migrate(engine)
     after = _tables(engine)
     assert after == before == sorted([*STORE_METADATA.tables, "alembic_version"])
-    assert _revision(engine) == "0004"
+    assert _revision(engine) == "0005"
 
 
 def test_the_migrated_schema_equals_the_models(engine: sa.Engine) -> None:
@@ -90,8 +91,60 @@ def test_migrations_create_the_named_indexes_and_unique_constraints(engine: sa.E
     ] == [("uq_reading_device_id_received_at_quantity", ["device_id", "received_at", "quantity"])]
 
 
+def test_wifi_sessions_are_unique_per_session_and_start_month(engine: sa.Engine) -> None:
+    migrate(engine)
+    inspector = sa.inspect(engine)
+    assert [
+        (u["name"], u["column_names"]) for u in inspector.get_unique_constraints("wifi_session")
+    ] == [
+        (
+            "uq_wifi_session_unique_session_id_session_month",
+            ["unique_session_id", "session_month"],
+        )
+    ]
+    indexes = inspector.get_indexes("wifi_session")
+    assert [i["name"] for i in indexes if "duplicates_constraint" not in i] == [
+        "ix_wifi_session_ap_mac"
+    ]
+
+
+@pytest.mark.postgres
+def test_on_postgres_readings_and_sessions_are_partitioned_by_month(postgres_url: str) -> None:
+    engine = create_store_engine(postgres_url)
+    migrate(engine)
+    with engine.connect() as connection:
+        keys = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_partitioned_table p "
+                "JOIN pg_class c ON c.oid = p.partrelid ORDER BY 1"
+            )
+        ).all()
+        defaults = connection.execute(
+            sa.text(
+                "SELECT inhparent::regclass::text, inhrelid::regclass::text FROM pg_inherits "
+                "WHERE inhparent IN (SELECT partrelid FROM pg_partitioned_table) ORDER BY 1"
+            )
+        ).all()
+        primary_key = connection.execute(
+            sa.text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = 'pk_wifi_session'"
+            )
+        ).scalar()
+    engine.dispose()
+    assert [tuple(k) for k in keys] == [
+        ("reading", "RANGE (received_at)"),
+        ("wifi_session", "RANGE (session_month)"),
+    ]
+    assert [tuple(d) for d in defaults] == [
+        ("reading", "reading_default"),
+        ("wifi_session", "wifi_session_default"),
+    ]
+    assert primary_key == "PRIMARY KEY (id, session_month)"
+
+
 def test_check_ready_names_an_unmigrated_database(engine: sa.Engine) -> None:
-    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0004\)"):
+    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0005\)"):
         check_ready(engine)
 
 
@@ -101,7 +154,7 @@ def test_check_ready_names_a_revision_this_code_does_not_know(engine: sa.Engine)
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     assert not schema_is_current(engine)
     with pytest.raises(
-        StoreError, match=r"is at schema revision 9999, not the current 0004; .* newer release"
+        StoreError, match=r"is at schema revision 9999, not the current 0005; .* newer release"
     ):
         check_ready(engine)
     with pytest.raises(StoreError, match=r"cannot be migrated: .*9999"):
@@ -159,6 +212,7 @@ def test_alembic_finds_one_revision_and_ignores_the_package_files() -> None:
 
     scripts = ScriptDirectory.from_config(alembic_config())
     assert [script.revision for script in scripts.walk_revisions()] == [
+        "0005",
         "0004",
         "0003",
         "0002",
@@ -209,3 +263,66 @@ def test_threads_migrating_different_databases_at_once_all_succeed(tmp_path: Pat
     assert all(schema_is_current(engine) for engine in engines)
     for engine in engines:
         engine.dispose()
+
+
+def _to_revision(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_sessions_stored_before_0005_get_the_month_they_started_in(engine: sa.Engine) -> None:
+    _to_revision(engine, "0004")
+    session = (
+        "INSERT INTO wifi_session (unique_session_id, session_id, device_token, ap_mac, "
+        "nas_identifier, started_at, last_event_at, session_time_seconds, is_open) "
+        "VALUES (:uid, 's', 'tok', '11-22-33-44-55-66', 'ap-1', :started, :last, :seconds, :open)"
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(session),
+            [
+                # Started 31 March, last heard 1 April: March.
+                {
+                    "uid": "started",
+                    "started": datetime(2026, 3, 31, 23, 50, tzinfo=UTC),
+                    "last": datetime(2026, 4, 1, 0, 10, tzinfo=UTC),
+                    "seconds": 1200,
+                    "open": False,
+                },
+                # No Start seen: last event less session time is 31 January 23:59:59.
+                {
+                    "uid": "interim-only",
+                    "started": None,
+                    "last": datetime(2026, 2, 1, 0, 0, 1, tzinfo=UTC),
+                    "seconds": 2,
+                    "open": True,
+                },
+                # Neither a Start nor a session time: the month of its one event.
+                {
+                    "uid": "bare",
+                    "started": None,
+                    "last": datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+                    "seconds": None,
+                    "open": True,
+                },
+            ],
+        )
+    migrate(engine)
+    query = "SELECT unique_session_id, session_month FROM wifi_session ORDER BY 1"
+    with engine.connect() as connection:
+        months = [(uid, str(month)) for uid, month in connection.execute(sa.text(query))]
+    assert months == [
+        ("bare", "2026-12-01"),
+        ("interim-only", "2026-01-01"),
+        ("started", "2026-03-01"),
+    ]
+    _to_revision(engine, "0004", down=True)
+    with engine.connect() as connection:
+        count = connection.execute(sa.text("SELECT count(*) FROM wifi_session")).scalar()
+    assert count == 3
+    migrate(engine)
+    assert schema_is_current(engine)

@@ -95,6 +95,7 @@ def test_octet_counters_beyond_32_bits_and_dates_round_trip(engine: sa.Engine) -
         session.add(
             WifiSession(
                 unique_session_id="a1b2c3d4e5f60718",
+                session_month=date(2025, 3, 1),
                 session_id="5F3A0001",
                 device_token="tok_3f9a",
                 ap_mac="00-11-22-33-44-55",
