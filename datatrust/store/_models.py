@@ -94,7 +94,7 @@ class Reading(_StoreTable, table=True):
     device_id: str
     received_at: datetime = Field(sa_type=UTCDateTime)
     device_time: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    frame_counter: int | None = None
+    frame_counter: int | None = Field(default=None, sa_type=sa.BigInteger)
     gateway_id: str | None = None
     rssi: float | None = None
     snr: float | None = None

@@ -48,7 +48,7 @@ def _tables(engine: sa.Engine) -> list[str]:
 def test_migrating_a_fresh_database_reaches_head(engine: sa.Engine) -> None:
     assert not schema_is_current(engine)
     migrate(engine)
-    assert _revision(engine) == "0005"
+    assert _revision(engine) == "0006"
     assert schema_is_current(engine)
     check_ready(engine)
 
@@ -59,7 +59,7 @@ def test_migrating_twice_changes_nothing(engine: sa.Engine) -> None:
     migrate(engine)
     after = _tables(engine)
     assert after == before == sorted([*STORE_METADATA.tables, "alembic_version"])
-    assert _revision(engine) == "0005"
+    assert _revision(engine) == "0006"
 
 
 def test_the_migrated_schema_equals_the_models(engine: sa.Engine) -> None:
@@ -144,7 +144,7 @@ def test_on_postgres_readings_and_sessions_are_partitioned_by_month(postgres_url
 
 
 def test_check_ready_names_an_unmigrated_database(engine: sa.Engine) -> None:
-    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0005\)"):
+    with pytest.raises(StoreError, match=r"is not migrated \(no schema revision; expected 0006\)"):
         check_ready(engine)
 
 
@@ -154,7 +154,7 @@ def test_check_ready_names_a_revision_this_code_does_not_know(engine: sa.Engine)
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     assert not schema_is_current(engine)
     with pytest.raises(
-        StoreError, match=r"is at schema revision 9999, not the current 0005; .* newer release"
+        StoreError, match=r"is at schema revision 9999, not the current 0006; .* newer release"
     ):
         check_ready(engine)
     with pytest.raises(StoreError, match=r"cannot be migrated: .*9999"):
@@ -212,6 +212,7 @@ def test_alembic_finds_one_revision_and_ignores_the_package_files() -> None:
 
     scripts = ScriptDirectory.from_config(alembic_config())
     assert [script.revision for script in scripts.walk_revisions()] == [
+        "0006",
         "0005",
         "0004",
         "0003",
@@ -326,3 +327,25 @@ def test_sessions_stored_before_0005_get_the_month_they_started_in(engine: sa.En
     assert count == 3
     migrate(engine)
     assert schema_is_current(engine)
+
+
+def test_a_frame_counter_beyond_32_bit_signed_is_stored(engine: sa.Engine) -> None:
+    """LoRaWAN FCntUp is an unsigned 32-bit counter: 2^32 - 1 must fit."""
+    migrate(engine)
+    from datetime import UTC, datetime
+
+    from datatrust.store import Reading
+
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(Reading.__table__).values(
+                device_id="eui-1",
+                received_at=datetime(2026, 10, 1, tzinfo=UTC),
+                frame_counter=2**32 - 1,
+                quantity="pm2_5",
+                value=1.0,
+                unit="ug/m3",
+            )
+        )
+        stored = connection.execute(sa.select(Reading.__table__.c.frame_counter)).scalar_one()
+    assert stored == 2**32 - 1
