@@ -207,9 +207,9 @@ def main() -> None:
     print(
         "rows: readings (one per measured quantity) or WiFi sessions (one per Acct-Unique-"
         "Session-Id). e2e: ingest_file, parse to commit (and ANALYZE on SQLite). plain: "
-        "bulk insert into a temp table of the same columns, no keys or indexes. table: into the real "
-        "empty table. x: e2e time over raw time. Target (issue 4): 50,000 readings/s e2e "
-        "into PostgreSQL, within 3x of plain."
+        "bulk insert into a temp table of the same columns, no keys or indexes. table: "
+        "into the real empty table. x: e2e time over raw time. Target (issue 4): "
+        "50,000 readings/s e2e into PostgreSQL, within 3x of plain."
     )
 
 
