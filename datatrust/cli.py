@@ -608,3 +608,40 @@ from datatrust._network_cli import directory_app, init_command  # noqa: E402
 
 app.command("init")(init_command)
 app.add_typer(directory_app, name="directory")
+
+
+audit_app = typer.Typer(help="The nodes' tamper-evident audit ledgers.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    node: Annotated[
+        str | None, typer.Option(help="Only this node (or 'gateway'); default: every part.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Check every ledger's hash chain; name the first broken entry; exit 1 if any is."""
+    from datatrust._audit_cli import verify_ledgers
+
+    checks = verify_ledgers(data_dir.resolve(), node)
+    if not checks:
+        err_console.print(f"No audit ledger found in {data_dir.resolve()}.")
+        raise typer.Exit(1)
+    for check in checks:
+        if check.problem:
+            console.print(f"{check.part}: cannot verify: {check.problem}", highlight=False)
+        elif check.first_broken_seq is not None:
+            console.print(
+                f"{check.part}: BROKEN at entry {check.first_broken_seq} "
+                f"({check.entries_checked} entries before it verify); the ledger was altered "
+                "there: an entry was changed, removed or reordered",
+                highlight=False,
+            )
+        else:
+            console.print(
+                f"{check.part}: intact ({check.entries_checked} entries verified)",
+                highlight=False,
+            )
+    if not all(check.is_intact for check in checks):
+        raise typer.Exit(1)
