@@ -75,7 +75,7 @@ def test_reordered_entries_are_found(tmp_path):
                 AuditEvent.__table__.select().with_only_columns(
                     AuditEvent.seq, AuditEvent.operation
                 )
-            )
+            ).all()
         )
         connection.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(operation=rows[3]))
         connection.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(operation=rows[2]))
