@@ -1,0 +1,176 @@
+"""Engines that evaluate the data-use Rego: embedded regopy here, behind one ``decide``.
+
+Whatever goes wrong inside an engine (a compile error, an undefined result, output that is
+not the decision object, a crash in the binding) becomes a deny with a reason, never an
+exception a caller might catch and carry on from: the engine fails closed.
+
+rego-cpp prints some errors to the process's stdout. Nothing here logs to stdout, and the
+node's structured logs must go to stderr or a file so those lines can never corrupt them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import regopy
+
+__all__ = ["ENTRYPOINT", "Decision", "EmbeddedRegoEngine", "Obligations"]
+
+ENTRYPOINT = "datause/decision/decision"
+"""The one rule every engine evaluates: ``data.datause.decision.decision``."""
+
+_OBLIGATION_KEYS = {"aggregate_only", "min_cell", "round_to", "mask", "pseudonymise", "row_filters"}
+_DECISION_KEYS = {"allow", "reasons", "agreement", "policy_version", "obligations"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Obligations:
+    """What the node must do to the data an allowed request reads."""
+
+    aggregate_only: bool = False
+    min_cell: int = 0
+    round_to: int = 0
+    mask: tuple[str, ...] = ()
+    pseudonymise: tuple[str, ...] = ()
+    row_filters: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """An engine's answer: allow or deny, why, which agreement and policy version decided."""
+
+    allow: bool
+    reasons: tuple[str, ...]
+    agreement: str | None = None
+    policy_version: str | None = None
+    obligations: Obligations = field(default_factory=Obligations)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The decision in the Rego's own JSON shape (what the decision table records)."""
+        o = self.obligations
+        return {
+            "allow": self.allow,
+            "reasons": list(self.reasons),
+            "agreement": self.agreement,
+            "policy_version": self.policy_version,
+            "obligations": {
+                "aggregate_only": o.aggregate_only,
+                "min_cell": o.min_cell,
+                "round_to": o.round_to,
+                "mask": list(o.mask),
+                "pseudonymise": list(o.pseudonymise),
+                "row_filters": [dict(f) for f in o.row_filters],
+            },
+        }
+
+    @classmethod
+    def deny(cls, reason: str, policy_version: str | None = None) -> Decision:
+        return cls(allow=False, reasons=(reason,), policy_version=policy_version)
+
+    @classmethod
+    def from_value(cls, value: Any) -> Decision:
+        """Read the Rego's decision object, strictly: anything unexpected is a ``ValueError``."""
+        if not isinstance(value, dict) or set(value) != _DECISION_KEYS:
+            raise ValueError("the decision is not an object with the expected keys")
+        obligations = value["obligations"]
+        if not isinstance(obligations, dict) or set(obligations) != _OBLIGATION_KEYS:
+            raise ValueError("the obligations are not an object with the expected keys")
+        checks = (
+            isinstance(value["allow"], bool),
+            _strings(value["reasons"]) and bool(value["reasons"]),
+            value["agreement"] is None or isinstance(value["agreement"], str),
+            isinstance(value["policy_version"], str),
+            isinstance(obligations["aggregate_only"], bool),
+            _whole(obligations["min_cell"]) and _whole(obligations["round_to"]),
+            _strings(obligations["mask"]) and _strings(obligations["pseudonymise"]),
+            isinstance(obligations["row_filters"], list)
+            and all(isinstance(f, dict) for f in obligations["row_filters"]),
+        )
+        if not all(checks):
+            raise ValueError("the decision has a value of the wrong type")
+        return cls(
+            allow=value["allow"],
+            reasons=tuple(value["reasons"]),
+            agreement=value["agreement"],
+            policy_version=value["policy_version"],
+            obligations=Obligations(
+                aggregate_only=obligations["aggregate_only"],
+                min_cell=int(obligations["min_cell"]),
+                round_to=int(obligations["round_to"]),
+                mask=tuple(obligations["mask"]),
+                pseudonymise=tuple(obligations["pseudonymise"]),
+                row_filters=tuple(obligations["row_filters"]),
+            ),
+        )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _whole(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value == int(value)
+
+
+def policy_modules(policy_dir: Path) -> dict[str, str]:
+    """The policy's Rego files by name, without the unit tests (they run on OPA only)."""
+    return {
+        path.name: path.read_text(encoding="utf-8")
+        for path in sorted(policy_dir.glob("*.rego"))
+        if not path.name.endswith("_test.rego")
+    }
+
+
+class EmbeddedRegoEngine:
+    """regopy, compiled once into a bundle, evaluated per request on a per-thread interpreter.
+
+    Compiling takes milliseconds and evaluating a compiled entrypoint well under one, so the
+    bundle is built here and shared; each thread gets its own ``Interpreter`` because one
+    shared across threads races on its input. New documents mean a new engine (regopy
+    ignores a second ``add_data_json`` for the same key).
+    """
+
+    def __init__(self, policy_dir: Path, documents: dict[str, Any]) -> None:
+        self.policy_version: str | None = documents.get("policy_version")
+        self._local = threading.local()
+        self._bundle: regopy.Bundle | None = None
+        self._error: str | None = None
+        try:
+            builder = regopy.Interpreter()
+            for name, source in policy_modules(policy_dir).items():
+                builder.add_module(name, source)
+            builder.add_data_json(json.dumps({"documents": documents}, ensure_ascii=False))
+            self._bundle = builder.build(None, [ENTRYPOINT])
+        except Exception as error:  # any failure to compile leaves an engine that denies
+            self._error = f"the data-use policy did not compile ({type(error).__name__})"
+
+    @property
+    def compiled(self) -> bool:
+        return self._bundle is not None
+
+    def decide(self, request: dict[str, Any]) -> Decision:
+        """Evaluate ``data.datause.decision.decision`` for one input; deny on any failure."""
+        if self._bundle is None:
+            return Decision.deny(self._error or "no policy", self.policy_version)
+        try:
+            interpreter = getattr(self._local, "interpreter", None)
+            if interpreter is None:
+                interpreter = self._local.interpreter = regopy.Interpreter()
+            interpreter.set_input_term(json.dumps(request, ensure_ascii=False))
+            output = interpreter.query_bundle_entrypoint(self._bundle, ENTRYPOINT)
+            text = str(output)
+            if not output.ok() or text.strip() == "undefined":
+                return Decision.deny("the data-use policy gave no decision", self.policy_version)
+            expressions = json.loads(text).get("expressions")
+            if not isinstance(expressions, list) or len(expressions) != 1:
+                raise ValueError("the engine returned no single decision")
+            return Decision.from_value(expressions[0])
+        except Exception as error:  # fail closed on engine, JSON and shape errors alike
+            return Decision.deny(
+                f"the data-use policy could not be evaluated ({type(error).__name__})",
+                self.policy_version,
+            )
