@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from datatrust._demo_trust import EXAMPLE_PURPOSE, EXAMPLE_QUERY
+from datatrust.network import client_ssl_context
 
 COUNCIL_PART = (
     '{ areas(first: 5) { code name footfall(since: "2026-10-01", until: "2026-10-31") '
@@ -45,11 +46,12 @@ def free_base_port() -> int:
             continue
 
 
-def timed(client: httpx.Client, url: str, query: str, n: int) -> list[float]:
+def timed(client: httpx.Client, url: str, query: str, n: int, token: str) -> list[float]:
+    headers = {"Purpose": EXAMPLE_PURPOSE, "Authorization": f"Bearer {token}"}
     seconds = []
     for _ in range(n):
         started = time.perf_counter()
-        response = client.post(url, json={"query": query}, headers={"Purpose": EXAMPLE_PURPOSE})
+        response = client.post(url, json={"query": query}, headers=headers)
         seconds.append(time.perf_counter() - started)
         response.raise_for_status()
         assert "errors" not in response.json(), response.text
@@ -93,11 +95,33 @@ def main() -> None:
                 up.wait()
         try:
             run = json.loads((data_dir / "run.json").read_text())
-            with httpx.Client(timeout=30) as client:
-                timed(client, run["gateway"], EXAMPLE_QUERY, 10)  # warm up
-                gateway = timed(client, run["gateway"], EXAMPLE_QUERY, args.requests)
-                node = timed(client, run["nodes"]["council"], COUNCIL_PART, args.requests)
-            print(describe("council node, direct", node))
+            token = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "datatrust",
+                    "token",
+                    "--purpose",
+                    EXAMPLE_PURPOSE,
+                    "--data-dir",
+                    folder,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            tls = run["tls"]
+            tool = client_ssl_context(Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"]))
+            with (
+                httpx.Client(timeout=30) as client,
+                httpx.Client(timeout=30, verify=tool) as node_client,
+            ):
+                timed(client, run["gateway"], EXAMPLE_QUERY, 10, token)  # warm up
+                gateway = timed(client, run["gateway"], EXAMPLE_QUERY, args.requests, token)
+                node = timed(
+                    node_client, run["nodes"]["council"], COUNCIL_PART, args.requests, token
+                )
+            print(describe("council node, direct (mTLS)", node))
             print(describe("gateway, three nodes", gateway))
             ratio = statistics.median(gateway) / statistics.median(node)
             print(f"gateway / direct node (p50)  {ratio:.2f}x")

@@ -92,10 +92,10 @@ class _Settings(BaseModel):
         None, description="The trust operator's public key that signs the directory."
     )
     rate_limit_per_minute: int = Field(
-        600, gt=0, description="Requests a minute each client, and each person, may make."
+        6000, gt=0, description="Requests a minute each client, and each person, may make."
     )
     rate_limit_burst: int = Field(
-        120, gt=0, description="How many requests above that rate a client may send at once."
+        1000, gt=0, description="How many requests above that rate a client may send at once."
     )
     tls_cert: Path | None = Field(
         None, description="This process's certificate (PEM), issued by the trust CA."
