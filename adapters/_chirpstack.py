@@ -28,11 +28,18 @@ from typing import Any
 from datatrust.errors import RecordError
 
 from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, measurements
-from ._common import Output, Unusual, build, read_text, with_raw
-from ._json import Message, exact_json, json_messages, object_at, optional_number, whole_number
-from ._lorawan import best_gateway, decode_payload, plain_best_gateway, plain_float
+from ._common import Output, Unusual, build, read_text
+from ._json import json_messages, object_at, optional_number, whole_number
+from ._lorawan import (
+    best_gateway,
+    decode_payload,
+    one_uplink,
+    plain_best_gateway,
+    plain_float,
+    uplinks,
+)
 from ._records import InvalidField, SensorUplink
-from ._time import FUTURE_SLACK, common_timestamp, parse_timestamp
+from ._time import common_timestamp, parse_timestamp
 
 __all__ = ["chirpstack_uplink", "read_chirpstack_uplinks"]
 
@@ -50,22 +57,7 @@ def read_chirpstack_uplinks(
 ) -> Iterator[Output]:
     """A ``SensorUplink`` or a located ``RecordError`` for each event, in source order."""
     messages = json_messages(read_text(text, source), source, exact=False)
-    return _uplinks(messages, models or {}, codecs, now)
-
-
-def _uplinks(
-    messages: Iterator[Message],
-    models: Mapping[str, str],
-    codecs: Mapping[str, Codec],
-    now: datetime | None,
-) -> Iterator[Output]:
-    latest = None if now is None else now + FUTURE_SLACK
-    for location, raw, message in messages:
-        try:
-            yield _common_uplink(message, models, codecs, latest)
-        except (Unusual, InvalidField):
-            exact = exact_json(raw, message)
-            yield with_raw(_general(location, exact, models, codecs, now), raw)
+    return uplinks(messages, models or {}, codecs, now, _common_uplink, _general)
 
 
 def chirpstack_uplink(
@@ -76,10 +68,7 @@ def chirpstack_uplink(
     now: datetime | None,
 ) -> Output:
     """One parsed ``up`` event as a record or a located error (no ``raw=`` yet)."""
-    try:
-        return _common_uplink(message, models, codecs, None if now is None else now + FUTURE_SLACK)
-    except (Unusual, InvalidField):
-        return _general(location, message, models, codecs, now)
+    return one_uplink(location, message, models, codecs, now, _common_uplink, _general)
 
 
 def _common_uplink(

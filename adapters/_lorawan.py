@@ -14,14 +14,71 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from ._codecs import Codec, measurements
-from ._common import Unusual
-from ._records import InvalidField
+from ._common import Output, Unusual, with_raw
+from ._json import Message, exact_json
+from ._records import InvalidField, SensorUplink
+from ._time import FUTURE_SLACK
 
-__all__ = ["best_gateway", "decode_payload", "plain_best_gateway", "plain_float"]
+__all__ = [
+    "best_gateway",
+    "decode_payload",
+    "one_uplink",
+    "plain_best_gateway",
+    "plain_float",
+    "uplinks",
+]
+
+FastUplink = Callable[[Any, Mapping[str, str], Mapping[str, Codec], datetime | None], SensorUplink]
+"""Reads a message of the common shape, or raises Unusual / InvalidField."""
+GeneralUplink = Callable[
+    [str, Any, Mapping[str, str], Mapping[str, Codec], datetime | None], Output
+]
+"""Reads any message: a record, or a located RecordError saying exactly what is wrong."""
+
+
+def uplinks(
+    messages: Iterator[Message],
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+    fast: FastUplink,
+    general: GeneralUplink,
+) -> Iterator[Output]:
+    """Each message through the fast path, or (on anything unusual) the general one.
+
+    Both network servers' readers share this: the fast path handles the common shape
+    cheaply and the general path, which produces every error, handles the rest, so the
+    records and errors are the same whichever path read them.
+    """
+    latest = None if now is None else now + FUTURE_SLACK
+    for location, raw, message in messages:
+        try:
+            yield fast(message, models, codecs, latest)
+        except (Unusual, InvalidField):
+            exact = exact_json(raw, message)
+            yield with_raw(general(location, exact, models, codecs, now), raw)
+
+
+def one_uplink(
+    location: str,
+    message: Any,
+    models: Mapping[str, str],
+    codecs: Mapping[str, Codec],
+    now: datetime | None,
+    fast: FastUplink,
+    general: GeneralUplink,
+) -> Output:
+    """One already-parsed message as a record or a located error (no ``raw=`` yet)."""
+    try:
+        return fast(message, models, codecs, None if now is None else now + FUTURE_SLACK)
+    except (Unusual, InvalidField):
+        return general(location, message, models, codecs, now)
+
 
 # Well inside the 64-bit integers that orjson decodes as integers (see ``_json``), so a float
 # below it was a float in the message.
