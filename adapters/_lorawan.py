@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from ._codecs import Codec, measurements
+from datatrust.errors import RecordError
+
+from ._codecs import MEASUREMENT_UNITS, Codec, measurements
 from ._common import Output, Unusual, with_raw
 from ._json import Message, exact_json
 from ._records import InvalidField, SensorUplink
@@ -26,7 +28,9 @@ from ._time import FUTURE_SLACK
 
 __all__ = [
     "best_gateway",
+    "common_record",
     "decode_payload",
+    "general_uplink",
     "one_uplink",
     "plain_best_gateway",
     "plain_float",
@@ -39,6 +43,51 @@ GeneralUplink = Callable[
     [str, Any, Mapping[str, str], Mapping[str, Codec], datetime | None], Output
 ]
 """Reads any message: a record, or a located RecordError saying exactly what is wrong."""
+
+
+def general_uplink(build: GeneralUplink) -> GeneralUplink:
+    """The general path around a reader's ``build``: a broken rule becomes a located error."""
+
+    def general(
+        location: str,
+        message: Any,
+        models: Mapping[str, str],
+        codecs: Mapping[str, Codec],
+        now: datetime | None,
+    ) -> Output:
+        if isinstance(message, RecordError):
+            return message
+        try:
+            return build(location, message, models, codecs, now)
+        except InvalidField as error:
+            return RecordError(str(error), location=f"{location}#{error.field}", field=error.field)
+
+    return general
+
+
+def common_record(
+    *,
+    device_id: str,
+    received_at: datetime,
+    device_time: datetime | None,
+    frame_counter: int,
+    gateway_id: Any,
+    rssi: Any,
+    snr: Any,
+    values: Mapping[str, Any],
+) -> SensorUplink:
+    """The fast path's record: the values it has already checked, as plain floats."""
+    return SensorUplink(
+        device_id=device_id,
+        received_at=received_at,
+        device_time=device_time,
+        frame_counter=frame_counter,
+        gateway_id=gateway_id,
+        rssi=None if rssi is None else plain_float(rssi),
+        snr=None if snr is None else plain_float(snr),
+        measurements={name: plain_float(value) for name, value in values.items()},
+        units={name: MEASUREMENT_UNITS[name] for name in values},
+    )
 
 
 def uplinks(

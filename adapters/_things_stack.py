@@ -20,17 +20,16 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from datatrust.errors import RecordError
-
 from ._codecs import CODECS, MEASUREMENT_UNITS, Codec, measurements
 from ._common import Output, Unusual, build, read_text
 from ._json import json_messages, object_at, optional_number, whole_number
 from ._lorawan import (
     best_gateway,
+    common_record,
     decode_payload,
+    general_uplink,
     one_uplink,
     plain_best_gateway,
-    plain_float,
     uplinks,
 )
 from ._records import InvalidField, SensorUplink
@@ -102,33 +101,16 @@ def _common_uplink(
     device_time = common_timestamp(radio_time, latest) if radio_time else None
     if type(frame_counter) is not int or received_at is None or (radio_time and not device_time):
         raise Unusual
-    rssi, snr = best.get("rssi"), best.get("snr")
-    return SensorUplink(
+    return common_record(
         device_id=device_id,
         received_at=received_at,
         device_time=device_time,
         frame_counter=frame_counter,
         gateway_id=gateway.get("gateway_id"),
-        rssi=None if rssi is None else plain_float(rssi),
-        snr=None if snr is None else plain_float(snr),
-        measurements={name: plain_float(value) for name, value in values.items()},
-        units={name: MEASUREMENT_UNITS[name] for name in values},
+        rssi=best.get("rssi"),
+        snr=best.get("snr"),
+        values=values,
     )
-
-
-def _general(
-    location: str,
-    message: Any,
-    models: Mapping[str, str],
-    codecs: Mapping[str, Codec],
-    now: datetime | None,
-) -> Output:
-    if isinstance(message, RecordError):
-        return message
-    try:
-        return _build(location, message, models, codecs, now)
-    except InvalidField as error:
-        return RecordError(str(error), location=f"{location}#{error.field}", field=error.field)
 
 
 def _build(
@@ -184,3 +166,6 @@ def _build(
         measurements=values,
         units={name: MEASUREMENT_UNITS[name] for name in values},
     )
+
+
+_general = general_uplink(_build)
