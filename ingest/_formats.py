@@ -1,6 +1,7 @@
 """The source formats a node can ingest, declared once as data.
 
-Each entry names the adapter that reads the format and the node kinds that hold such data;
+Each entry says which node kinds hold the format's data and how one record sits in a file;
+the reader itself comes from the adapters' registry under the same name.
 ``datatrust ingest --help`` and the docs list the formats from here. Adding a format is one
 entry, not a change to the pipeline.
 """
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from datatrust import adapters
-from datatrust.errors import SettingsError, SourceError
+from datatrust.errors import SettingsError
 
 __all__ = ["FORMATS", "SourceFormat", "source_format"]
 
@@ -20,25 +21,13 @@ __all__ = ["FORMATS", "SourceFormat", "source_format"]
 class SourceFormat:
     name: str
     title: str
-    read: Callable[[str, str], Iterable[object]]
     nodes: tuple[str, ...]
     raw_unit: str | None = None  # how one record sits in a file: line, csv-row, block
 
-
-def _reader(name: str) -> Callable[[str, str], Iterable[object]]:
-    """The adapter's reader ``name``, looked up when called (so a format can be declared
-    before its adapter ships, and says so instead of failing at import)."""
-
-    def read(text: str, source: str) -> Iterable[object]:
-        reader = getattr(adapters, name, None)
-        if reader is None:
-            raise SourceError(
-                f"{source}: no reader {name} is installed; upgrade datatrust", location=source
-            )
-        return reader(text, source)
-
-    read.__name__ = name
-    return read
+    @property
+    def read(self) -> Callable[[str, str], Iterable[object]]:
+        """The adapter's reader, from the adapters' own registry (one reader per name)."""
+        return adapters.FORMATS[self.name]
 
 
 FORMATS: dict[str, SourceFormat] = {
@@ -47,61 +36,52 @@ FORMATS: dict[str, SourceFormat] = {
         SourceFormat(
             name="sensor-inventory",
             title="Sensor asset register (CSV: device_id, model, kind, lsoa_code, lat, lon)",
-            read=_reader("read_sensor_inventory_csv"),
             nodes=("council",),
             raw_unit="csv-row",
         ),
         SourceFormat(
             name="things-stack-uplinks",
             title="The Things Stack v3 uplink messages (NDJSON or a JSON array)",
-            read=_reader("read_things_stack_uplinks"),
             nodes=("council",),
             raw_unit="line",
         ),
         SourceFormat(
             name="chirpstack-uplinks",
             title="ChirpStack v4 uplink events (JSON marshaler; NDJSON or a JSON array)",
-            read=_reader("read_chirpstack_uplinks"),
             nodes=("council",),
             raw_unit="line",
         ),
         SourceFormat(
             name="access-point-inventory",
             title="WiFi access point register (CSV: ap_mac, ssid, nas_identifier, lsoa_code)",
-            read=_reader("read_access_point_inventory_csv"),
             nodes=("council",),
             raw_unit="csv-row",
         ),
         SourceFormat(
             name="freeradius-detail",
             title="FreeRADIUS accounting detail file (RFC 2866 attributes)",
-            read=_reader("read_freeradius_detail"),
             nodes=("council",),
             raw_unit="block",
         ),
         SourceFormat(
             name="meraki-scanning",
             title="Cisco Meraki Scanning API v3 presence feed (WiFi and BLE observations)",
-            read=_reader("read_meraki_scanning"),
             nodes=("council",),
         ),
         SourceFormat(
             name="hclic-xml",
             title="H-CLIC homelessness case-level return (XML)",
-            read=_reader("read_hclic_xml"),
             nodes=("council",),
         ),
         SourceFormat(
             name="fhir-bundle",
             title="HL7 FHIR R4 Bundle, UK Core (Patient, Encounter, Observation, Condition)",
-            read=_reader("read_fhir_bundle"),
             nodes=("health",),
             raw_unit="fhir-entry",
         ),
         SourceFormat(
             name="cld-csv",
             title="Adult Social Care Client Level Data return (CSV)",
-            read=_reader("read_cld_csv"),
             nodes=("social-care",),
             raw_unit="csv-row",
         ),

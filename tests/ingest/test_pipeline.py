@@ -162,3 +162,10 @@ def test_a_file_that_is_not_utf8_is_quarantined_whole_with_the_byte_named(
     with store.connect() as connection:
         (reason,) = connection.execute(select(QuarantinedRecord.reason)).scalars().all()
     assert "UTF-8" in reason
+
+
+def test_every_ingest_format_has_exactly_one_adapter_reader():
+    from datatrust import adapters
+    from datatrust.ingest import FORMATS
+
+    assert set(FORMATS) == set(adapters.FORMATS)
