@@ -12,7 +12,6 @@ from importlib import import_module
 from datatrust.federation.subgraphs._base import (
     FEDERATION_VERSION,
     NodeContext,
-    Period,
     SubgraphSchema,
 )
 from datatrust.federation.subgraphs._endpoint import (
@@ -25,7 +24,6 @@ __all__ = [
     "FEDERATION_VERSION",
     "SUBGRAPH_MODULES",
     "NodeContext",
-    "Period",
     "RequestOutcome",
     "SubgraphEndpoint",
     "SubgraphSchema",

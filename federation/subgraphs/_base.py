@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import strawberry
@@ -26,7 +25,6 @@ from datatrust.policies import Permit
 __all__ = [
     "FEDERATION_VERSION",
     "NodeContext",
-    "Period",
     "SubgraphSchema",
     "loader",
     "permit_of",
@@ -36,14 +34,6 @@ __all__ = [
 # accept 2.7; strawberry's default is newer and Hive rejects it.
 FEDERATION_VERSION = "2.7"
 _GSS_SMALL_AREA = re.compile(r"^[EWSN]\d{8}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """An inclusive date range; either end may be open."""
-
-    since: date | None = None
-    until: date | None = None
 
 
 @dataclass(slots=True)
