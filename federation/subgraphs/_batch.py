@@ -1,32 +1,34 @@
-"""Turn per-area loads into one store query per distinct period."""
+"""Turn per-area loads into one store query per distinct set of arguments."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any, TypeVar
 
 from datatrust.federation.subgraphs._base import NodeContext
 
-__all__ = ["AreaKey", "by_period"]
+__all__ = ["by_arguments"]
 
 T = TypeVar("T")
-AreaKey = tuple[str, date | None, date | None]
 
 
-def by_period(
+def by_arguments(
     query: Callable[..., dict[str, T]], missing: Any
-) -> Callable[[NodeContext, list[AreaKey]], list[T]]:
-    """A DataLoader batch function: group keys by period, one ``query`` call per group."""
+) -> Callable[[NodeContext, list[tuple[Any, ...]]], list[T]]:
+    """A DataLoader batch function for keys ``(area code, *arguments)``.
 
-    def batch(context: NodeContext, keys: list[AreaKey]) -> list[T]:
-        groups: dict[tuple[date | None, date | None], list[str]] = {}
-        for code, since, until in keys:
-            groups.setdefault((since, until), []).append(code)
+    Keys are grouped by their arguments (a period, a date), one ``query`` call per group
+    for all its areas, so a request for fifty areas costs one store query per field.
+    """
+
+    def batch(context: NodeContext, keys: list[tuple[Any, ...]]) -> list[T]:
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for code, *arguments in keys:
+            groups.setdefault(tuple(arguments), []).append(code)
         answers = {
-            period: query(context.engine, context.permit, sorted(set(codes)), *period)
-            for period, codes in groups.items()
+            arguments: query(context.engine, context.permit, sorted(set(codes)), *arguments)
+            for arguments, codes in groups.items()
         }
-        return [answers[(since, until)].get(code, missing) for code, since, until in keys]
+        return [answers[tuple(arguments)].get(code, missing) for code, *arguments in keys]
 
     return batch

@@ -12,7 +12,7 @@ import strawberry
 
 from datatrust.demo import coventry_lsoas
 from datatrust.federation.subgraphs._base import SubgraphSchema, loader, permit_of
-from datatrust.federation.subgraphs._batch import by_period
+from datatrust.federation.subgraphs._batch import by_arguments
 from datatrust.federation.subgraphs._data import (
     air_quality_by_area,
     footfall_by_area,
@@ -45,14 +45,14 @@ class Area:
     async def footfall(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> int | None:
-        load = loader(info, "footfall", by_period(footfall_by_area, None))
+        load = loader(info, "footfall", by_arguments(footfall_by_area, None))
         return await load.load((str(self.code), since, until))
 
     @strawberry.field(description="Pollutant means from the area's air-quality sensors.")
     async def air_quality(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> AirQuality | None:
-        load = loader(info, "air_quality", by_period(air_quality_by_area, None))
+        load = loader(info, "air_quality", by_arguments(air_quality_by_area, None))
         values = await load.load((str(self.code), since, until))
         if values is None:
             return None
@@ -67,7 +67,7 @@ class Area:
     async def wifi_sessions(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> int | None:
-        load = loader(info, "wifi_sessions", by_period(wifi_sessions_by_area, None))
+        load = loader(info, "wifi_sessions", by_arguments(wifi_sessions_by_area, None))
         return await load.load((str(self.code), since, until))
 
     @classmethod

@@ -7,7 +7,7 @@ from datetime import date
 import strawberry
 
 from datatrust.federation.subgraphs._base import SubgraphSchema, loader
-from datatrust.federation.subgraphs._batch import by_period
+from datatrust.federation.subgraphs._batch import by_arguments
 from datatrust.federation.subgraphs._data import encounter_count_by_area
 
 __all__ = ["schema"]
@@ -21,7 +21,7 @@ class Area:
     async def encounter_count(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> int:
-        load = loader(info, "encounter_count", by_period(encounter_count_by_area, 0))
+        load = loader(info, "encounter_count", by_arguments(encounter_count_by_area, 0))
         return await load.load((str(self.code), since, until))
 
     @classmethod
