@@ -6,7 +6,12 @@ console. Everything here is about the rules and the accounting of data use, neve
 agency's operational data itself.
 """
 
-from datatrust.trust._audit import AuditEntry, append_audit_entry, verify_audit_chain
+from datatrust.trust._audit import (
+    AuditEntry,
+    append_audit_entry,
+    read_audit_entries,
+    verify_audit_chain,
+)
 from datatrust.trust._keys import load_or_create_key
 from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
 
@@ -17,5 +22,6 @@ __all__ = [
     "append_audit_entry",
     "demo_purpose_register",
     "load_or_create_key",
+    "read_audit_entries",
     "verify_audit_chain",
 ]

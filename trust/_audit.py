@@ -19,7 +19,14 @@ from sqlmodel import Session
 
 from datatrust.store import AuditEvent
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "append_audit_entry", "verify_audit_chain"]
+__all__ = [
+    "ENTRY_VERSION",
+    "GENESIS_HASH",
+    "AuditEntry",
+    "append_audit_entry",
+    "read_audit_entries",
+    "verify_audit_chain",
+]
 
 GENESIS_HASH = "0" * 64
 _append_lock = threading.Lock()
@@ -27,7 +34,15 @@ _append_lock = threading.Lock()
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEntry:
-    """What one decision was: who asked, for what purpose, what it touched, the outcome."""
+    """What one decision was: who asked, for what purpose, what it touched, the outcome.
+
+    The first block is what every entry has had since the walking skeleton (entry version
+    1); the second is what the policy issue added (version 2): who the requester is in
+    detail, which agreement decided and why, whether the request was for aggregates, and
+    what flowed: row and subject counts and the subjects' pseudonyms, so a citizen can later
+    see who used their data. ``opt_out_list_date`` is the check date of the national data
+    opt-out list the node applied, as DESIGN.md asks.
+    """
 
     node_id: str
     requester: str
@@ -39,12 +54,53 @@ class AuditEntry:
     reason: str
     policy_version: str
 
+    agency: str | None = None
+    roles: tuple[str, ...] = ()
+    client_id: str | None = None
+    subject: str | None = None
+    aggregate: bool | None = None
+    agreement: str | None = None
+    reasons: tuple[str, ...] = ()
+    row_count: int | None = None
+    subject_count: int | None = None
+    subjects: tuple[str, ...] = ()
+    request_id: str | None = None
+    opt_out_list_date: str | None = None
 
-def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry) -> str:
-    content = {**asdict(entry), "fields": list(entry.fields)}
+
+_VERSION_1_FIELDS = (
+    "node_id", "requester", "purpose", "operation", "fields", "outcome", "code", "reason",
+    "policy_version",
+)  # fmt: skip
+ENTRY_VERSION = 2
+_TUPLE_FIELDS = ("fields", "roles", "reasons", "subjects")
+
+
+def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry, version: int) -> str:
+    content = asdict(entry)
+    if version == 1:
+        content = {name: content[name] for name in _VERSION_1_FIELDS}
+    for name in _TUPLE_FIELDS:
+        if name in content:
+            content[name] = list(content[name])
     content["recorded_at"] = recorded_at.astimezone(UTC).isoformat()
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+def _columns(entry: AuditEntry) -> dict[str, object]:
+    """The entry as ``audit_event`` columns: tuples are stored as JSON arrays."""
+    values = asdict(entry)
+    for name in _TUPLE_FIELDS:
+        values[name] = json.dumps(list(values[name]), ensure_ascii=False)
+    return values
+
+
+def _entry(event: AuditEvent) -> AuditEntry:
+    values = {name: getattr(event, name) for name in AuditEntry.__dataclass_fields__}
+    for name in _TUPLE_FIELDS:
+        values[name] = tuple(json.loads(values[name] or "[]"))
+    return AuditEntry(**values)
 
 
 def append_audit_entry(engine: Engine, entry: AuditEntry) -> str:
@@ -59,21 +115,14 @@ def append_audit_entry(engine: Engine, entry: AuditEntry) -> str:
             select(AuditEvent.entry_hash).order_by(AuditEvent.seq.desc()).limit(1)
         ).first()
         prev_hash = last[0] if last else GENESIS_HASH
-        entry_hash = _entry_hash(prev_hash, recorded_at, entry)
+        entry_hash = _entry_hash(prev_hash, recorded_at, entry, ENTRY_VERSION)
         session.add(
             AuditEvent(
                 recorded_at=recorded_at,
-                node_id=entry.node_id,
-                requester=entry.requester,
-                purpose=entry.purpose,
-                operation=entry.operation,
-                fields=json.dumps(list(entry.fields)),
-                outcome=entry.outcome,
-                code=entry.code,
-                reason=entry.reason,
-                policy_version=entry.policy_version,
+                entry_version=ENTRY_VERSION,
                 prev_hash=prev_hash,
                 entry_hash=entry_hash,
+                **_columns(entry),
             )
         )
         session.commit()
@@ -86,20 +135,33 @@ def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:
     checked = 0
     with Session(engine) as session:
         for (event,) in session.execute(select(AuditEvent).order_by(AuditEvent.seq)):
-            entry = AuditEntry(
-                node_id=event.node_id,
-                requester=event.requester,
-                purpose=event.purpose,
-                operation=event.operation,
-                fields=tuple(json.loads(event.fields)),
-                outcome=event.outcome,
-                code=event.code,
-                reason=event.reason,
-                policy_version=event.policy_version,
+            expected = _entry_hash(
+                prev_hash, event.recorded_at, _entry(event), event.entry_version or 1
             )
-            expected = _entry_hash(prev_hash, event.recorded_at, entry)
             if event.prev_hash != prev_hash or event.entry_hash != expected:
                 return checked, event.seq
             prev_hash = event.entry_hash
             checked += 1
     return checked, None
+
+
+def read_audit_entries(
+    engine: Engine, *, since: datetime | None = None, subject: str | None = None
+) -> list[tuple[int, datetime, AuditEntry]]:
+    """The ledger's entries (seq, recorded_at, entry), oldest first.
+
+    ``since`` keeps entries recorded at or after it (the DPO's dry run replays the last N
+    days); ``subject`` keeps the entries whose returned records include that pseudonym (a
+    citizen's "who used your data"). The subject filter is a text match on the stored JSON
+    array, confirmed on the decoded entry, so no other pseudonym can match by prefix.
+    """
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if since is not None:
+        query = query.where(AuditEvent.recorded_at >= since)
+    if subject is not None:
+        query = query.where(AuditEvent.subjects.contains(json.dumps(subject)))
+    with Session(engine) as session:
+        rows = [
+            (event.seq, event.recorded_at, _entry(event)) for (event,) in session.execute(query)
+        ]
+    return [row for row in rows if subject is None or subject in row[2].subjects]

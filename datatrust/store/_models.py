@@ -244,7 +244,7 @@ class AuditEvent(_StoreTable, table=True):
     __table_args__ = {"sqlite_autoincrement": True}
 
     seq: int | None = Field(default=None, primary_key=True)
-    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = Field(sa_type=UTCDateTime, index=True)
     node_id: str
     requester: str
     purpose: str | None = None
@@ -256,6 +256,20 @@ class AuditEvent(_StoreTable, table=True):
     policy_version: str
     prev_hash: str
     entry_hash: str = Field(unique=True)
+    # Added by migration 0007; ``entry_version`` says which fields the hash covers.
+    entry_version: int = 1
+    agency: str | None = None
+    roles: str = Field(default="[]", sa_type=sa.Text)
+    client_id: str | None = None
+    subject: str | None = None
+    aggregate: bool | None = None
+    agreement: str | None = None
+    reasons: str = Field(default="[]", sa_type=sa.Text)
+    row_count: int | None = None
+    subject_count: int | None = None
+    subjects: str = Field(default="[]", sa_type=sa.Text)
+    request_id: str | None = None
+    opt_out_list_date: str | None = None
 
 
 # --- ingest bookkeeping ----------------------------------------------------------------
