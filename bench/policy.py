@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--decisions", type=int, default=2000)
     args = parser.parse_args()
-    cases = json.loads((ROOT / "tests" / "policies" / "decision_table.json").read_text())["cases"]
+    cases = json.loads((ROOT / "policies" / "datause" / "decision_table.json").read_text())["cases"]
     documents = rego_data(demo_register(), demo_agreements())
 
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from datatrust.settings import GatewaySettings, NodeSettings, load_settings
 from datatrust.store import create_store_engine
 from datatrust.trust import verify_audit_chain
 
-__all__ = ["LedgerCheck", "verify_ledgers"]
+__all__ = ["LedgerCheck", "part_settings", "verify_ledgers"]
 
 PARTS = (*(node.node_id for node in DEMO_NODES), "gateway")
 
@@ -33,25 +33,28 @@ class LedgerCheck:
         return self.first_broken_seq is None and self.problem is None
 
 
-def _database_url(data_dir: Path, part: str) -> str:
+def part_settings(data_dir: Path, part: str) -> GatewaySettings | NodeSettings:
+    """The settings ``up`` wrote for a part of the trust (a node id or "gateway")."""
     config = data_dir / "config" / f"{part}.toml"
     if part == "gateway":
-        settings = load_settings(
+        return load_settings(
             GatewaySettings,
             toml_path=config if config.exists() else None,
             environ={},
             data_dir=data_dir,
         )
-    else:
-        settings = load_settings(
-            NodeSettings,
-            toml_path=config if config.exists() else None,
-            environ={},
-            node_id=part,
-            agency=part,
-            data_dir=data_dir,
-        )
-    return settings.effective_database_url
+    return load_settings(
+        NodeSettings,
+        toml_path=config if config.exists() else None,
+        environ={},
+        node_id=part,
+        agency=part,
+        data_dir=data_dir,
+    )
+
+
+def _database_url(data_dir: Path, part: str) -> str:
+    return part_settings(data_dir, part).effective_database_url
 
 
 def verify_ledgers(data_dir: Path, only: str | None = None) -> list[LedgerCheck]:

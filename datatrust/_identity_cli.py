@@ -27,7 +27,7 @@ __all__ = [
 
 DEMO_CLIENT = "analyst-cli"
 # Agencies whose people and systems the demo trust's identity server speaks for.
-DEMO_AGENCIES = ("council", "health", "social-care", "housing", "public")
+DEMO_AGENCIES = ("council", "health", "social-care", "housing", "university", "public")
 
 
 def credentials_path(data_dir: Path) -> Path:

@@ -39,6 +39,10 @@ def write_demo_files(data_dir: Path):
     return write_demo_sources(data_dir / "demo")
 
 
+CONSENTING_NODES = ("health", "social-care")
+"""Nodes whose demo people are asked for research consent."""
+
+
 def prepare_demo_node(
     data_dir: Path,
     node_id: str,
@@ -62,6 +66,11 @@ def prepare_demo_node(
             )
             for format_name, path in sources
         )
+        if node_id in CONSENTING_NODES:
+            from datatrust.demo._consents import seed_demo_consents
+            from datatrust.trust.identity._accounts import DEMO_CITIZEN_NHS_NUMBER
+
+            seed_demo_consents(engine, node_id, pseudonymiser.person(DEMO_CITIZEN_NHS_NUMBER))
     finally:
         engine.dispose()
     return NodePreparation(node_id, reports)

@@ -431,3 +431,13 @@ def audit_verify(
             )
     if not all(check.is_intact for check in checks):
         raise typer.Exit(1)
+
+
+from datatrust._policy_cli import policy_app  # noqa: E402
+
+app.add_typer(policy_app, name="policy")
+
+
+from datatrust._consent_cli import consent_app  # noqa: E402
+
+app.add_typer(consent_app, name="consent")

@@ -10,6 +10,8 @@
     │   │   └── PurposeUnknown
     │   ├── QueryError              a GraphQL document that does not parse or validate
     │   ├── AccessDenied            policy refused this purpose for what was asked (403)
+    │   ├── ConsentError            a consent record or opt-out list breaks a rule
+    │   │   └── ConsentStateConflict  a consent change that does not fit its state (409)
     │   ├── AuthenticationFailed    no access token, or one that cannot be trusted (401)
     │   ├── PermissionDenied        a trusted token that does not allow this request (403)
     │   └── RateLimited             more requests than a client's or person's share (429)
@@ -34,6 +36,8 @@ __all__ = [
     "AccessDenied",
     "AuthenticationFailed",
     "CallerError",
+    "ConsentError",
+    "ConsentStateConflict",
     "DatatrustError",
     "PeerError",
     "PermissionDenied",
@@ -179,3 +183,16 @@ class PermissionDenied(CallerError):
 
     code = "FORBIDDEN"
     status_hint = 403
+
+
+class ConsentError(CallerError):
+    """A consent record, consent change or opt-out list that breaks one of its rules."""
+
+    code = "CONSENT_INVALID"
+
+
+class ConsentStateConflict(ConsentError):
+    """A consent change that does not fit the record's state (withdrawing what was never given)."""
+
+    code = "CONSENT_STATE_CONFLICT"
+    status_hint = 409

@@ -16,19 +16,20 @@ from starlette.applications import Starlette
 from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
+from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
 from datatrust.network import client_ssl_context
-from datatrust.policies import AccessRequest, Requester, decide, describe_fields, skeleton_policy
+from datatrust.policies import AccessRequest, Permit, Requester, describe_fields
+from datatrust.policies._published import published_runtime
 from datatrust.settings import GatewaySettings
 from datatrust.store import create_store_engine, migrate
-from datatrust.trust import AuditEntry, append_audit_entry, demo_purpose_register
+from datatrust.trust import AuditEntry, append_audit_entry
 
 __all__ = ["create_trust_gateway"]
 
 
 def create_trust_gateway(settings: GatewaySettings) -> Starlette:
-    register = demo_purpose_register()
-    policy = skeleton_policy()
+    runtime = published_runtime(settings.data_dir.resolve())
     authenticate = build_authenticator(
         trusted_issuers(settings),
         settings.effective_audience,
@@ -38,10 +39,12 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
     migrate(ledger)
 
     def record(
+        headers: Mapping[str, str] | None,
         purpose: str | None,
         fields: frozenset[tuple[str, str]],
         requester: Requester | None,
         refusal: DatatrustError | None,
+        permit: Permit | None = None,
     ) -> None:
         entry = AuditEntry(
             node_id="gateway",
@@ -52,7 +55,15 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             outcome="deny" if refusal else "permit",
             code=refusal.code if refusal else "OK",
             reason=refusal.message if refusal else "permitted",
-            policy_version=policy.version,
+            policy_version=permit.policy_version if permit else runtime.policy_version,
+            agency=requester.agency if requester else None,
+            roles=requester.roles if requester else (),
+            client_id=requester.client_id if requester else None,
+            subject=requester.subject if requester else None,
+            aggregate=_is_aggregate(fields),
+            agreement=permit.agreement if permit else None,
+            reasons=permit.reasons if permit else (),
+            request_id=_header(headers, "x-request-id") if headers else None,
         )
         try:
             append_audit_entry(ledger, entry)
@@ -67,15 +78,19 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         requester = None
         try:
             requester = authenticate(_header(headers, "authorization"))
-            decide(
-                AccessRequest(purpose=purpose, node="gateway", fields=fields, requester=requester),
-                register,
-                policy,
+            permit = runtime.decide(
+                AccessRequest(
+                    purpose=purpose,
+                    node="gateway",
+                    fields=frozenset(f for f in fields if f[0] not in _ROOT_TYPES),
+                    requester=requester,
+                    aggregate=_is_aggregate(fields),
+                )
             )
         except DatatrustError as refusal:
-            record(purpose, fields, requester, refusal)
+            record(headers, purpose, fields, requester, refusal)
             raise
-        record(purpose, fields, requester, None)
+        record(headers, purpose, fields, requester, None, permit)
 
     files = settings.tls_files
     client_factory = httpx.AsyncClient
@@ -92,6 +107,13 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         client_factory=client_factory,
         timeout_seconds=settings.timeout_seconds,
     )
+
+
+_ROOT_TYPES = frozenset({"Query", "Mutation"})
+
+
+def _is_aggregate(fields: frozenset[tuple[str, str]]) -> bool:
+    return not any(type_name in RECORD_TYPES for type_name, _ in fields)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,10 +26,11 @@ from datatrust._metrics import RequestMetrics
 from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.subgraphs import RequestOutcome, SubgraphEndpoint, subgraph_schema
-from datatrust.policies import skeleton_policy
+from datatrust.federation.subgraphs._base import NodeKeys
+from datatrust.policies._published import published_runtime
 from datatrust.settings import NodeSettings
 from datatrust.store import check_ready, create_store_engine, migrate
-from datatrust.trust import append_audit_entry, demo_purpose_register
+from datatrust.trust import append_audit_entry, load_or_create_key, opt_out_list_date
 
 __all__ = ["create_node_app"]
 
@@ -40,26 +42,34 @@ WEBHOOK_NODES = ("council",)
 def create_node_app(settings: NodeSettings) -> Starlette:
     """The node application for ``settings``; the store is migrated when it starts."""
     engine = create_store_engine(settings.effective_database_url)
-    register = demo_purpose_register()
+    data_dir = settings.data_dir.resolve()
+    runtime = published_runtime(
+        data_dir, engine_kind=settings.policy_engine, opa_url=settings.opa_url
+    )
     metrics = RequestMetrics(f"node:{settings.node_id}")
-    known_purposes = set(register.ids)
 
     def observe(outcome: RequestOutcome) -> None:
-        purpose = outcome.purpose if outcome.purpose in known_purposes else "other"
-        metrics.observe(outcome.outcome, purpose if outcome.purpose else None, outcome.seconds)
+        register = runtime.register
+        known = outcome.purpose if register and outcome.purpose in register.ids else "other"
+        metrics.observe(outcome.outcome, known if outcome.purpose else None, outcome.seconds)
+
+    def list_date() -> str | None:
+        checked = opt_out_list_date(engine)
+        return checked.isoformat() if checked else None
 
     endpoint = SubgraphEndpoint(
         schema=subgraph_schema(settings.node_id),
         node_id=settings.node_id,
         engine=engine,
-        register=register,
-        policy=skeleton_policy(),
+        runtime=runtime,
         authenticate=build_authenticator(
             trusted_issuers(settings),
             settings.effective_audience,
             RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         ),
         audit=lambda entry: append_audit_entry(engine, entry),
+        keys=node_keys(data_dir),
+        opt_out_list_date=list_date,
         observe=observe,
     )
 
@@ -73,7 +83,23 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             return JSONResponse(
                 {"status": "not ready", "node": settings.node_id, "reason": error.message}, 503
             )
-        return JSONResponse({"status": "ready", "node": settings.node_id})
+        if runtime.register is None:
+            return JSONResponse(
+                {
+                    "status": "not ready",
+                    "node": settings.node_id,
+                    "reason": f"no data-use policy in force ({runtime.load_error})",
+                },
+                503,
+            )
+        return JSONResponse(
+            {
+                "status": "ready",
+                "node": settings.node_id,
+                "policy_version": runtime.policy_version,
+                "policy_problem": runtime.load_error,
+            }
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,3 +133,13 @@ def _ingest_routes(settings: NodeSettings, engine) -> list[Route]:
     data_dir = settings.data_dir.resolve()
     secret = webhook_secret(data_dir / "keys" / settings.node_id)
     return webhook_routes(engine, node_pseudonymiser(data_dir, settings.node_id), secret)
+
+
+def node_keys(data_dir: Path) -> NodeKeys:
+    """The trust-wide secrets a node's resolvers use (created at first use, 0600)."""
+    keys = data_dir / "keys"
+    salt = load_or_create_key(keys / "disclosure.key")
+    return NodeKeys(
+        pseudonym_key=load_or_create_key(keys / "pseudonym.key"),
+        sdc_salt=int.from_bytes(salt[:4], "big"),
+    )

@@ -137,8 +137,15 @@ class NodeSettings(_Settings):
             "so the password never appears in settings or the environment."
         ),
     )
-    policy_engine: Literal["embedded"] = Field(
-        "embedded", description="Which policy engine decides data use (embedded: in process)."
+    policy_engine: Literal["embedded", "opa"] = Field(
+        "embedded",
+        description=(
+            "Which policy engine decides data use: embedded (regopy, in process) or opa "
+            "(an OPA server at opa_url, e.g. a sidecar)."
+        ),
+    )
+    opa_url: str | None = Field(
+        None, description="Base URL of the OPA server when policy_engine is opa."
     )
     mqtt_broker: str = Field(
         "mqtt://127.0.0.1:1883",

@@ -8,6 +8,8 @@ metadata and carry no agency data, so they are reported apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -19,10 +21,22 @@ from graphql import (
     visit,
 )
 
-__all__ = ["METADATA_FIELDS", "OperationAccess", "operation_access"]
+__all__ = [
+    "METADATA_FIELDS",
+    "RECORD_TYPES",
+    "OperationAccess",
+    "operation_access",
+]
 
 # Root fields that read the schema, not data.
 METADATA_FIELDS = frozenset({"__schema", "__type", "_service"})
+
+# Types whose objects are one person's records: reading any of their fields is a
+# record-level (not aggregate) request, whatever else the operation selects.
+RECORD_TYPES = frozenset({"Person", "Encounter", "CareEpisode"})
+
+# Entry points: what they return is decided by the fields selected under them.
+_ROOT_TYPES = frozenset({"Query", "Mutation"})
 
 
 class OperationAccess:
@@ -37,6 +51,20 @@ class OperationAccess:
     @property
     def is_metadata_only(self) -> bool:
         return not self.fields
+
+    @property
+    def data_fields(self) -> frozenset[tuple[str, str]]:
+        """The fields the data-use policy rules on: all but the root entry points."""
+        return frozenset(f for f in self.fields if f[0] not in _ROOT_TYPES)
+
+    @property
+    def is_aggregate(self) -> bool:
+        """True when the operation reads no field of a record-level type."""
+        return not any(type_name in RECORD_TYPES for type_name, _ in self.fields)
+
+    @property
+    def is_mutation(self) -> bool:
+        return any(type_name == "Mutation" for type_name, _ in self.fields)
 
 
 class _Collector(Visitor):
@@ -63,9 +91,22 @@ class _Collector(Visitor):
             self._metadata_depth -= 1
 
 
-def operation_access(schema: GraphQLSchema, document: DocumentNode) -> OperationAccess:
-    """Collect every (type, field) the document selects; run it on a validated document."""
+def operation_access(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    entity_keys: Mapping[str, Iterable[str]] | None = None,
+) -> OperationAccess:
+    """Collect every (type, field) the document selects; run it on a validated document.
+
+    With ``entity_keys`` (type name -> its key fields), reading any field of an entity
+    counts as reading its key too: the key identifies the record whether or not it is
+    selected, and a node reads it from ``_entities`` representations and paging
+    arguments, so its output form (e.g. pseudonymised) must always be decided.
+    """
     type_info = TypeInfo(schema)
     collector = _Collector(type_info)
     visit(document, TypeInfoVisitor(type_info, collector))
-    return OperationAccess(frozenset(collector.fields), frozenset(collector.metadata))
+    fields = set(collector.fields)
+    for type_name in {t for t, _ in collector.fields}:
+        fields.update((type_name, key) for key in (entity_keys or {}).get(type_name, ()))
+    return OperationAccess(frozenset(fields), frozenset(collector.metadata))

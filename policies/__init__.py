@@ -7,22 +7,58 @@ the engines that evaluate them are adapters behind one interface, so a node can 
 embedded or against an external OPA and decide the same way.
 """
 
+from datatrust.policies._disclosure import Cell, ProtectedCell, SdcPolicy, protect_cells
 from datatrust.policies._enforcement import (
+    DATAUSE_POLICY_DIR,
     AccessRequest,
-    DataUsePolicy,
     Permit,
+    PolicyRuntime,
+    PolicySnapshot,
     Requester,
-    decide,
     describe_fields,
-    skeleton_policy,
+    gateway_view,
+    shipped_policy,
+)
+from datatrust.policies._engines import Decision, Obligations
+from datatrust.policies._platform import (
+    AccessLogOf,
+    AgencyDocuments,
+    AgencyResource,
+    ConsentRecordOf,
+    DataQuery,
+    DraftApproval,
+    NodeIngest,
+    OptOutList,
+    PlatformActor,
+    PlatformAuthorizer,
+    platform_policy_path,
 )
 
 __all__ = [
+    "DATAUSE_POLICY_DIR",
+    "AccessLogOf",
     "AccessRequest",
-    "DataUsePolicy",
+    "AgencyDocuments",
+    "AgencyResource",
+    "Cell",
+    "ConsentRecordOf",
+    "DataQuery",
+    "Decision",
+    "DraftApproval",
+    "NodeIngest",
+    "Obligations",
+    "OptOutList",
     "Permit",
+    "PlatformActor",
+    "PlatformAuthorizer",
+    "PolicyRuntime",
+    "PolicySnapshot",
+    "ProtectedCell",
     "Requester",
-    "decide",
+    "SdcPolicy",
     "describe_fields",
-    "skeleton_policy",
+    "gateway_view",
+    "platform_policy_path",
+    "protect_cells",
+    "shipped_policy",
 ]

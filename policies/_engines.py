@@ -1,4 +1,4 @@
-"""Engines that evaluate the data-use Rego: embedded regopy here, behind one ``decide``.
+"""Engines that evaluate the data-use Rego, embedded regopy or an OPA server, behind one ``decide``.
 
 Whatever goes wrong inside an engine (a compile error, an undefined result, output that is
 not the decision object, a crash in the binding) becomes a deny with a reason, never an
@@ -11,17 +11,32 @@ node's structured logs must go to stderr or a file so those lines can never corr
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import regopy
+from opa_client import OpaClient
 
-__all__ = ["ENTRYPOINT", "Decision", "EmbeddedRegoEngine", "Obligations"]
+__all__ = [
+    "ENTRYPOINT",
+    "OPA_URL_ENV",
+    "Decision",
+    "EmbeddedRegoEngine",
+    "Obligations",
+    "OpaEngine",
+    "PolicyEngine",
+    "create_policy_engine",
+]
 
 ENTRYPOINT = "datause/decision/decision"
 """The one rule every engine evaluates: ``data.datause.decision.decision``."""
+
+OPA_URL_ENV = "DATATRUST_OPA_URL"
+"""The environment variable naming an OPA server (``http://host:port``) to decide with."""
 
 _OBLIGATION_KEYS = {"aggregate_only", "min_cell", "round_to", "mask", "pseudonymise", "row_filters"}
 _DECISION_KEYS = {"allow", "reasons", "agreement", "policy_version", "obligations"}
@@ -174,3 +189,143 @@ class EmbeddedRegoEngine:
                 f"the data-use policy could not be evaluated ({type(error).__name__})",
                 self.policy_version,
             )
+
+
+class PolicyEngine(Protocol):
+    """What every engine offers: one fail-closed ``decide`` and the version it decides with."""
+
+    policy_version: str | None
+
+    @property
+    def compiled(self) -> bool: ...
+
+    def decide(self, request: dict[str, Any]) -> Decision: ...
+
+
+class OpaEngine:
+    """An external OPA server, through opa-python-client, deciding exactly as regopy does.
+
+    Given the policy directory and the documents, the engine loads them into the server
+    itself: each Rego module under the policy id ``<namespace>/<file name>`` (modules left
+    under that namespace by an earlier engine are deleted, so the server runs this policy
+    and no other version of it) and the documents at ``data.documents``, where the Rego
+    reads them. Given neither, it only asks: the server is managed elsewhere (bundles, an
+    operator). The namespace separates policy ids, not Rego packages or data: one server
+    serves one data-use policy, and a different one loaded beside it under another
+    namespace makes the rules conflict, which every engine on that server then reads as a
+    deny. The client keeps one HTTP session, so connections are pooled and kept alive: a
+    decision is one POST on an open connection.
+
+    Like the embedded engine it fails closed: a server that is down, slow (past
+    ``timeout`` seconds), answering with an error, with something that is not JSON, with an
+    undefined result or with a value that is not the decision object gives a deny with a
+    reason, never an exception. A server restarted without its policy answers undefined,
+    which is a deny until a new engine loads the policy again.
+    """
+
+    def __init__(
+        self,
+        policy_dir: Path | None,
+        documents: dict[str, Any] | None,
+        url: str | None = None,
+        *,
+        namespace: str = "datatrust",
+        timeout: float = 2.0,
+    ) -> None:
+        self.policy_version: str | None = (documents or {}).get("policy_version")
+        self.url = _opa_url(url)
+        self.namespace = namespace.strip("/")
+        self._error: str | None = None
+        parts = urlsplit(self.url)
+        https = parts.scheme == "https"
+        # One retry, which urllib3 makes at once: it covers a kept-alive connection the
+        # server closed between two decisions, without a back-off delaying a deny.
+        self._client = OpaClient(
+            host=str(parts.hostname),
+            port=parts.port or (443 if https else 80),
+            ssl=https,
+            timeout=timeout,
+            retries=1,
+        )
+        if policy_dir is None and documents is None:
+            return
+        try:
+            self._load(policy_dir, documents)
+        except Exception as error:  # a server that refuses the policy leaves an engine that denies
+            self._error = (
+                f"the data-use policy could not be loaded into OPA ({type(error).__name__})"
+            )
+
+    def _load(self, policy_dir: Path | None, documents: dict[str, Any] | None) -> None:
+        if documents is not None:
+            self._client.update_or_create_data(documents, "documents")
+        if policy_dir is None:
+            return
+        modules = {
+            f"{self.namespace}/{name}": src for name, src in policy_modules(policy_dir).items()
+        }
+        if not modules:
+            raise FileNotFoundError(f"no Rego modules in {policy_dir}")
+        for policy_id, source in modules.items():
+            self._client.update_policy_from_string(source, policy_id, rego_compat=False)
+        for policy_id in self._client.get_policies_list():
+            if policy_id.startswith(f"{self.namespace}/") and policy_id not in modules:
+                self._client.delete_policy(policy_id)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the server accepted the policy and documents (or none were given)."""
+        return self._error is None
+
+    def decide(self, request: dict[str, Any]) -> Decision:
+        """Ask the server for ``data.datause.decision.decision``; deny on any failure."""
+        if self._error is not None:
+            return Decision.deny(self._error, self.policy_version)
+        try:
+            body = self._client.query_rule(request, "datause.decision", "decision")
+        except Exception as error:  # unreachable, timed out, HTTP error, not JSON, not JSON-able
+            return Decision.deny(
+                f"the OPA server gave no answer ({type(error).__name__})", self.policy_version
+            )
+        if not isinstance(body, dict) or "result" not in body:
+            return Decision.deny("the data-use policy gave no decision", self.policy_version)
+        try:
+            return Decision.from_value(body["result"])
+        except Exception as error:  # fail closed on a value that is not the decision object
+            return Decision.deny(
+                f"the data-use policy could not be evaluated ({type(error).__name__})",
+                self.policy_version,
+            )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close_connection()
+
+
+def _opa_url(url: str | None) -> str:
+    value = url or os.environ.get(OPA_URL_ENV)
+    if not value:
+        raise ValueError(f"no OPA server to decide with: give its URL or set {OPA_URL_ENV}")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
+        raise ValueError(
+            f"the OPA server URL {value!r} is not of the form http(s)://host:port "
+            f"(from {'the engine' if url else OPA_URL_ENV})"
+        )
+    return value
+
+
+def create_policy_engine(
+    kind: Literal["embedded", "opa"] | str,
+    policy_dir: Path,
+    documents: dict[str, Any],
+    opa_url: str | None = None,
+) -> PolicyEngine:
+    """The engine a node is configured to use: ``embedded`` (regopy) or ``opa`` (a server at
+    ``opa_url``, else at ``DATATRUST_OPA_URL``). An unknown kind or a missing URL is a
+    ``ValueError`` at start-up, not a deny at the first request."""
+    if kind == "embedded":
+        return EmbeddedRegoEngine(policy_dir, documents)
+    if kind == "opa":
+        return OpaEngine(policy_dir, documents, opa_url)
+    raise ValueError(f"unknown policy engine {kind!r}: expected 'embedded' or 'opa'")

@@ -1,5 +1,4 @@
 import re
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,14 +15,11 @@ def _contents(directory: Path) -> dict[str, bytes]:
     }
 
 
-def test_the_same_seed_writes_byte_identical_files_quickly(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_the_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
     first = write_demo_sources(tmp_path / "a")
-    elapsed = time.perf_counter() - started
     write_demo_sources(tmp_path / "b")
 
     assert _contents(tmp_path / "a") == _contents(tmp_path / "b")
-    assert elapsed < 3
     assert list(first) == ["council", "health", "social-care"]
     assert [name for name, _ in first["council"]] == [
         "sensor-inventory",

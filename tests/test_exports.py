@@ -17,6 +17,7 @@ PACKAGES = [
     "datatrust.ingest",
     "datatrust.network",
     "datatrust.policies",
+    "datatrust.policies.lifecycle",
     "datatrust.settings",
     "datatrust.store",
     "datatrust.trust",

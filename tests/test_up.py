@@ -263,7 +263,12 @@ ENTITY_FIELD = {
 REFUSALS = [
     (None, 400, "PURPOSE_MISSING", "no purpose declared"),
     ("marketing", 400, "PURPOSE_UNKNOWN", "unknown purpose 'marketing'"),
-    ("research", 403, "ACCESS_DENIED", "no agreement of the trust allows purpose 'research'"),
+    (
+        "research",
+        403,
+        "ACCESS_DENIED",
+        "no agreement in force lets agency 'council' with these roles use data held at node",
+    ),
 ]
 
 

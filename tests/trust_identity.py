@@ -31,6 +31,11 @@ class TrustIdentity:
     def token(self, purpose: str = "service-planning") -> str:
         return self.live.client_credentials(scope=purpose)["access_token"]
 
+    def headers_for(self, client: str, purpose: str) -> dict[str, str]:
+        """Headers of a request by demo ``client`` (e.g. research-cli) for ``purpose``."""
+        token = self.live.client_credentials(client=client, scope=purpose)["access_token"]
+        return {"Authorization": f"Bearer {token}", "Purpose": purpose}
+
     def headers(self, purpose: str | None = "service-planning") -> dict[str, str]:
         token = self.token(purpose if purpose in ("service-planning", "research") else None)
         headers = {"Authorization": f"Bearer {token}"}

@@ -12,16 +12,46 @@ from datatrust.trust._audit import (
     read_audit_entries,
     verify_audit_chain,
 )
+from datatrust.trust._consent import (
+    CONSENT_SCHEMA_VERSION,
+    ConsentGrant,
+    ConsentRecord,
+    ConsentStatusChange,
+    consent_history,
+    current_consents,
+    give_consent,
+    give_consents,
+    withdraw_consent,
+)
+from datatrust.trust._consent_states import ConsentChange, ConsentState
 from datatrust.trust._keys import load_or_create_key
+from datatrust.trust._opt_outs import OptOutLoad, load_opt_out_list, opt_out_list_date
 from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
+from datatrust.trust._row_filters import has_current_consent, not_opted_out
 
 __all__ = [
+    "CONSENT_SCHEMA_VERSION",
     "AuditEntry",
+    "ConsentChange",
+    "ConsentGrant",
+    "ConsentRecord",
+    "ConsentState",
+    "ConsentStatusChange",
+    "OptOutLoad",
     "Purpose",
     "PurposeRegister",
     "append_audit_entry",
+    "consent_history",
+    "current_consents",
     "demo_purpose_register",
+    "give_consent",
+    "give_consents",
+    "has_current_consent",
+    "load_opt_out_list",
     "load_or_create_key",
+    "not_opted_out",
+    "opt_out_list_date",
     "read_audit_entries",
     "verify_audit_chain",
+    "withdraw_consent",
 ]

@@ -8,11 +8,20 @@ URL given to :func:`create_store_engine`; a node runs :func:`migrate` when it st
 :func:`check_ready` tells a health check whether the database is reachable and current.
 """
 
+from datatrust.store._consent import (
+    CONSENT_STATES,
+    Consent,
+    ConsentEvent,
+    NationalOptOut,
+    OptOutListLoad,
+)
 from datatrust.store._engine import (
+    BEGIN_IMMEDIATE,
     create_store_engine,
     masked_url,
     refresh_statistics,
     session_scope,
+    store_unavailable,
 )
 from datatrust.store._migrate import alembic_config, check_ready, migrate, schema_is_current
 from datatrust.store._models import (
@@ -21,7 +30,6 @@ from datatrust.store._models import (
     Agreement,
     AuditEvent,
     CareEpisode,
-    Consent,
     Encounter,
     IngestBatch,
     Person,
@@ -37,6 +45,8 @@ from datatrust.store._sources import Condition, HousingCase, Observation, Presen
 from datatrust.store._types import UTCDateTime
 
 __all__ = [
+    "BEGIN_IMMEDIATE",
+    "CONSENT_STATES",
     "STORE_METADATA",
     "AccessPoint",
     "Agreement",
@@ -44,10 +54,13 @@ __all__ = [
     "CareEpisode",
     "Condition",
     "Consent",
+    "ConsentEvent",
     "Encounter",
     "HousingCase",
     "IngestBatch",
+    "NationalOptOut",
     "Observation",
+    "OptOutListLoad",
     "Person",
     "PresenceObservation",
     "Purpose",
@@ -68,4 +81,5 @@ __all__ = [
     "refresh_statistics",
     "schema_is_current",
     "session_scope",
+    "store_unavailable",
 ]

@@ -30,7 +30,6 @@ __all__ = [
     "Agreement",
     "AuditEvent",
     "CareEpisode",
-    "Consent",
     "Encounter",
     "IngestBatch",
     "Person",
@@ -224,16 +223,7 @@ class Agreement(_StoreTable, table=True):
     ends_on: date | None = None
 
 
-class Consent(_StoreTable, table=True):
-    """The current state of one consent record (ISO/IEC TS 27560) for one purpose."""
-
-    __tablename__ = "consent"
-
-    record_id: str = Field(primary_key=True)
-    pseudonym: str = Field(index=True)
-    purpose_id: str
-    state: str
-    recorded_at: datetime = Field(sa_type=UTCDateTime)
+# Consent records and the national data opt-out list: datatrust/store/_consent.py.
 
 
 class AuditEvent(_StoreTable, table=True):

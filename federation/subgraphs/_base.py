@@ -17,14 +17,18 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
 
 from datatrust.errors import AccessDenied
-from datatrust.policies import Permit
+from datatrust.policies import Permit, Requester
 
 __all__ = [
     "FEDERATION_VERSION",
+    "Disclosed",
+    "MaskObligations",
     "NodeContext",
+    "NodeKeys",
     "SubgraphSchema",
     "loader",
     "permit_of",
@@ -37,6 +41,32 @@ _GSS_SMALL_AREA = re.compile(r"^[EWSN]\d{8}$")
 
 
 @dataclass(slots=True)
+class Disclosed:
+    """What a request's resolvers read: rows and subjects, for the audit entry.
+
+    ``subjects`` are the trust pseudonyms of the people whose records were returned (a
+    citizen's "who used your data" reads them); aggregates add to the counts only.
+    """
+
+    rows: int = 0
+    subjects: set[str] = field(default_factory=set)
+    counted_subjects: int = 0
+    suppressed_cells: int = 0
+
+    def records(self, pseudonyms: list[str | None]) -> None:
+        self.rows += len(pseudonyms)
+        self.subjects.update(p for p in pseudonyms if p)
+
+    def aggregate(self, rows: int, subjects: int) -> None:
+        self.rows += rows
+        self.counted_subjects += subjects
+
+    @property
+    def subject_count(self) -> int:
+        return len(self.subjects) + self.counted_subjects
+
+
+@dataclass(slots=True)
 class NodeContext:
     """Per-request state: the store, the permit policy gave, and this request's loaders."""
 
@@ -44,6 +74,33 @@ class NodeContext:
     permit: Permit | None
     node_id: str
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+    requester: Requester | None = None
+    disclosed: Disclosed = field(default_factory=Disclosed)
+    keys: NodeKeys | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeys:
+    """Secrets a node's resolvers need: the trust pseudonym key and the SDC salt."""
+
+    pseudonym_key: bytes
+    sdc_salt: int
+
+
+class MaskObligations(SchemaExtension):
+    """Masked fields never leave the node: their resolvers are not even called.
+
+    This runs for every field of every operation (aliases, fragments and ``_entities``
+    alike resolve through it), so a field the deciding agreement masks is ``null``
+    wherever the document reaches it.
+    """
+
+    def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
+        permit = getattr(info.context, "permit", None)
+        masks = isinstance(permit, Permit) and permit.obligations.mask
+        if masks and permit.is_masked(info.parent_type.name, info.field_name):
+            return None
+        return _next(root, info, *args, **kwargs)
 
 
 def permit_of(info: strawberry.Info) -> Permit:
@@ -74,6 +131,7 @@ class SubgraphSchema(strawberry.federation.Schema):
     """A Federation 2.7 subgraph whose entity lookups fail one entity at a time."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("extensions", [MaskObligations])
         super().__init__(federation_version=FEDERATION_VERSION, **kwargs)
         self._entity_keys = {
             definition.name: {
@@ -85,6 +143,14 @@ class SubgraphSchema(strawberry.federation.Schema):
                 getattr(t, "__strawberry_definition__", None) for t in kwargs.get("types", ())
             )
             if definition is not None
+        }
+
+    @property
+    def entity_key_fields(self) -> dict[str, tuple[str, ...]]:
+        """Each entity type's key fields (all of them, across its ``@key``s)."""
+        return {
+            name: tuple(sorted({f for key in keys for f in key.split()}))
+            for name, keys in self._entity_keys.items()
         }
 
     def entities_resolver(

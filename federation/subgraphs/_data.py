@@ -4,6 +4,11 @@ Every function aggregates in SQL (GROUP BY the area code) for all the areas a re
 asks about at once, so an ``_entities`` call for fifty areas costs one query per field,
 never one per area. Each takes the request's Permit, so no caller can read without one.
 
+Counts of people's records (encounters, care episodes) come back as ``Count``s with the
+cell key of the records they count and the number of distinct subjects, so the node can
+apply disclosure control to the whole response and audit what it counted; the permit's row
+filters (consent, opt-outs, agreement dates) are WHERE clauses on the same statement.
+
 Footfall, air quality and WiFi sessions read the roll-ups ingest keeps (``reading_hourly``,
 ``wifi_daily``), not raw rows, so a planning query over a year reads thousands of summary
 rows instead of millions of readings. Periods are whole UTC days, so the hourly and daily
@@ -14,17 +19,21 @@ had when the data arrived.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.sql import Select
 
 from datatrust.errors import AccessDenied
+from datatrust.federation.subgraphs._filters import restrict
 from datatrust.policies import Permit
+from datatrust.policies._disclosure import cell_key
 from datatrust.store import CareEpisode, Encounter, ReadingHourly, WifiDaily
 
 __all__ = [
     "PARTICULATE_QUANTITIES",
+    "Count",
     "air_quality_by_area",
     "encounter_count_by_area",
     "footfall_by_area",
@@ -33,6 +42,23 @@ __all__ = [
 ]
 
 PARTICULATE_QUANTITIES = ("pm2_5", "pm10", "no2")
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A count of people's records in one cell: how many, their cell key, how many people."""
+
+    count: int
+    cell_key: int
+    subjects: int
+
+
+def _counts(engine: Engine, query: Select) -> dict[str, Count]:
+    with engine.connect() as connection:
+        return {
+            code: Count(int(count), int(key or 0), int(subjects))
+            for code, count, key, subjects in connection.execute(query)
+        }
 
 
 def _require(permit: Permit) -> None:
@@ -67,6 +93,7 @@ def footfall_by_area(
         .group_by(hourly.lsoa_code)
     )
     query = _in_period(query, hourly.hour, since, until)
+    query = restrict(query, permit, subject=None, when=hourly.hour)
     with engine.connect() as connection:
         return {code: int(total) for code, total in connection.execute(query)}
 
@@ -83,6 +110,7 @@ def air_quality_by_area(
         .group_by(hourly.lsoa_code, hourly.quantity)
     )
     query = _in_period(query, hourly.hour, since, until)
+    query = restrict(query, permit, subject=None, when=hourly.hour)
     result: dict[str, dict[str, float | int]] = {}
     with engine.connect() as connection:
         for code, quantity, total, count in connection.execute(query):
@@ -106,32 +134,49 @@ def wifi_sessions_by_area(
         query = query.where(WifiDaily.day >= since)
     if until is not None:
         query = query.where(WifiDaily.day <= until)
+    query = restrict(query, permit, subject=None, when=WifiDaily.day, when_is_date=True)
     with engine.connect() as connection:
         return {code: int(n) for code, n in connection.execute(query) if n}
 
 
 def encounter_count_by_area(
-    engine: Engine, permit: Permit, codes: Sequence[str], since: date | None, until: date | None
-) -> dict[str, int]:
+    engine: Engine,
+    permit: Permit,
+    codes: Sequence[str],
+    since: date | None,
+    until: date | None,
+    *,
+    salt: int = 0,
+) -> dict[str, Count]:
     """Hospital encounters of residents of each area that started in the period."""
     _require(permit)
     query = (
-        select(Encounter.lsoa_code, func.count(Encounter.id))
+        select(
+            Encounter.lsoa_code,
+            func.count(Encounter.id),
+            cell_key(Encounter.id, salt),
+            func.count(func.distinct(Encounter.pseudonym)),
+        )
         .where(Encounter.lsoa_code.in_(codes))
         .group_by(Encounter.lsoa_code)
     )
     query = _in_period(query, Encounter.started_at, since, until)
-    with engine.connect() as connection:
-        return {code: int(count) for code, count in connection.execute(query)}
+    query = restrict(query, permit, subject=Encounter.pseudonym, when=Encounter.started_at)
+    return _counts(engine, query)
 
 
 def open_care_episodes_by_area(
-    engine: Engine, permit: Permit, codes: Sequence[str], on: date | None
-) -> dict[str, int]:
+    engine: Engine, permit: Permit, codes: Sequence[str], on: date | None, *, salt: int = 0
+) -> dict[str, Count]:
     """Care episodes open on ``on`` (started on or before it, not ended before it)."""
     _require(permit)
     query = (
-        select(CareEpisode.lsoa_code, func.count(CareEpisode.id))
+        select(
+            CareEpisode.lsoa_code,
+            func.count(CareEpisode.id),
+            cell_key(CareEpisode.id, salt),
+            func.count(func.distinct(CareEpisode.la_person_token)),
+        )
         .where(CareEpisode.lsoa_code.in_(codes))
         .group_by(CareEpisode.lsoa_code)
     )
@@ -142,5 +187,7 @@ def open_care_episodes_by_area(
             CareEpisode.started_on <= on,
             (CareEpisode.ended_on.is_(None)) | (CareEpisode.ended_on >= on),
         )
-    with engine.connect() as connection:
-        return {code: int(count) for code, count in connection.execute(query)}
+    query = restrict(
+        query, permit, subject=CareEpisode.pseudonym, when=CareEpisode.started_on, when_is_date=True
+    )
+    return _counts(engine, query)

@@ -10,6 +10,7 @@ denial's reason never is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,17 +30,16 @@ from datatrust.errors import (
     error_headers,
     graphql_error,
 )
-from datatrust.federation._access import operation_access
-from datatrust.federation.subgraphs._base import NodeContext, SubgraphSchema
+from datatrust.federation._access import OperationAccess, operation_access
+from datatrust.federation.subgraphs._base import NodeContext, NodeKeys, SubgraphSchema
 from datatrust.policies import (
     AccessRequest,
-    DataUsePolicy,
     Permit,
+    PolicyRuntime,
     Requester,
-    decide,
     describe_fields,
 )
-from datatrust.trust import AuditEntry, PurposeRegister
+from datatrust.trust import AuditEntry
 
 __all__ = ["RequestOutcome", "SubgraphEndpoint", "read_graphql_request"]
 
@@ -124,19 +124,22 @@ class SubgraphEndpoint:
         schema: SubgraphSchema,
         node_id: str,
         engine: Engine,
-        register: PurposeRegister,
-        policy: DataUsePolicy,
+        runtime: PolicyRuntime,
         authenticate: Callable[[str | None], Requester],
         audit: Callable[[AuditEntry], object],
+        keys: NodeKeys | None = None,
+        opt_out_list_date: Callable[[], str | None] = lambda: None,
         observe: Callable[[RequestOutcome], None] = lambda outcome: None,
     ) -> None:
         self.schema = schema
+        self.entity_keys = schema.entity_key_fields
         self.node_id = node_id
         self.engine = engine
-        self.register = register
-        self.policy = policy
+        self.runtime = runtime
         self.authenticate = authenticate
         self.audit = audit
+        self.keys = keys
+        self.opt_out_list_date = opt_out_list_date
         self.observe = observe
 
     async def __call__(self, request: Request) -> JSONResponse:
@@ -158,65 +161,94 @@ class SubgraphEndpoint:
         except QueryError as error:
             return _refusal(error), "bad_request"
 
-        access = operation_access(self.schema._schema, document)
-        permit: Permit | None = None
+        access = operation_access(self.schema._schema, document, self.entity_keys)
+        shape = _Shape(
+            purpose,
+            operation_name or _operation_name(document),
+            access,
+            request.headers.get("x-request-id"),
+        )
+        context = NodeContext(engine=self.engine, permit=None, node_id=self.node_id, keys=self.keys)
         if not access.is_metadata_only:
-            requester: Requester | None = None
             try:
-                requester = self.authenticate(request.headers.get("authorization"))
-                permit = decide(
-                    AccessRequest(
-                        purpose=purpose,
-                        node=self.node_id,
-                        fields=access.fields,
-                        requester=requester,
-                    ),
-                    self.register,
-                    self.policy,
-                )
+                context.requester = self.authenticate(request.headers.get("authorization"))
+                if not access.is_mutation:
+                    context.permit = await self._decide(shape, context.requester)
             except DatatrustError as refusal:
                 try:
-                    self._record(purpose, operation_name, access.fields, refusal, requester)
+                    self._record(shape, refusal, context)
                 except DatatrustError as error:
                     return _refusal(error), "error"
                 outcome = "unauthenticated" if refusal.status_hint == 401 else "denied"
                 return _refusal(refusal), outcome
-            try:
-                self._record(purpose, operation_name, access.fields, permit, requester)
-            except DatatrustError as error:
-                return _refusal(error), "error"
 
         result = await self.schema.execute(
             query,
             variable_values=variables,
-            context_value=NodeContext(engine=self.engine, permit=permit, node_id=self.node_id),
+            context_value=context,
             operation_name=operation_name,
         )
+        if not access.is_metadata_only:
+            try:
+                self._record(shape, context.permit or _action_outcome(result.errors), context)
+            except DatatrustError as error:
+                return _refusal(error), "error"
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [_format_error(e) for e in result.errors]
+        if context.permit is not None and context.permit.obligations.min_cell:
+            body["extensions"] = {"disclosureControl": _disclosure_note(context)}
         return JSONResponse(body), "partial" if result.errors else "ok"
 
+    async def _decide(self, shape: _Shape, requester: Requester) -> Permit:
+        """The permit for this request: from the cache, else evaluated off the event loop."""
+        request = AccessRequest(
+            purpose=shape.purpose,
+            node=self.node_id,
+            fields=shape.access.data_fields,
+            requester=requester,
+            aggregate=shape.access.is_aggregate,
+        )
+        permit = self.runtime.cached(request)
+        if permit is None:
+            permit = await asyncio.to_thread(self.runtime.decide, request)
+        return permit
+
     def _record(
-        self,
-        purpose: str | None,
-        operation_name: str | None,
-        fields: frozenset[tuple[str, str]],
-        decision: Permit | DatatrustError,
-        requester: Requester | None,
+        self, shape: _Shape, decision: Permit | DatatrustError | None, context: NodeContext
     ) -> None:
-        """Write the decision to the ledger; a ledger that cannot be written refuses."""
-        permitted = isinstance(decision, Permit)
+        """Write the decision to the ledger; a ledger that cannot be written refuses.
+
+        Called after execution for an allowed request, so the entry holds what flowed
+        (rows, subjects); the response leaves only once the entry is written.
+        """
+        permitted = decision is None or isinstance(decision, Permit)
+        requester = context.requester
+        disclosed = context.disclosed
+        permit = decision if isinstance(decision, Permit) else None
+        refusal = decision if isinstance(decision, DatatrustError) else None
         entry = AuditEntry(
             node_id=self.node_id,
             requester=requester.label if requester else "unauthenticated",
-            purpose=(purpose or "")[:64] or None,
-            operation=operation_name or "anonymous",
-            fields=describe_fields(fields),
+            purpose=(shape.purpose or "")[:64] or None,
+            operation=shape.operation_name or "anonymous",
+            fields=describe_fields(shape.access.fields),
             outcome="permit" if permitted else "deny",
-            code="OK" if permitted else decision.code,
-            reason="permitted" if permitted else decision.message,
-            policy_version=self.policy.version,
+            code="OK" if refusal is None else refusal.code,
+            reason=_reason(permit, refusal),
+            policy_version=permit.policy_version if permit else self.runtime.policy_version,
+            agency=requester.agency if requester else None,
+            roles=requester.roles if requester else (),
+            client_id=requester.client_id if requester else None,
+            subject=requester.subject if requester else None,
+            aggregate=shape.access.is_aggregate,
+            agreement=permit.agreement if permit else None,
+            reasons=permit.reasons if permit else tuple(_refusal_reasons(refusal)),
+            row_count=disclosed.rows if permitted else 0,
+            subject_count=disclosed.subject_count if permitted else 0,
+            subjects=tuple(sorted(disclosed.subjects)) if permitted else (),
+            request_id=(shape.request_id or "")[:128] or None,
+            opt_out_list_date=self.opt_out_list_date() if permit else None,
         )
         try:
             self.audit(entry)
@@ -226,6 +258,53 @@ class SubgraphEndpoint:
                 "request refused: the audit ledger could not be written, "
                 "and no data is returned unaudited"
             ) from error
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    purpose: str | None
+    operation_name: str | None
+    access: OperationAccess
+    request_id: str | None
+
+
+def _reason(permit: Permit | None, refusal: DatatrustError | None) -> str:
+    if refusal is not None:
+        return refusal.message
+    if permit is not None and permit.reasons:
+        return permit.reasons[0]
+    return "permitted"
+
+
+def _refusal_reasons(refusal: DatatrustError | None) -> list[str]:
+    if refusal is None:
+        return []
+    reasons = refusal.details.get("reasons")
+    return [str(r) for r in reasons] if isinstance(reasons, list) else [refusal.message]
+
+
+def _action_outcome(errors: list[GraphQLError] | None) -> DatatrustError | None:
+    """A mutation's audit outcome: refused if a resolver refused it, else done."""
+    for error in errors or ():
+        if isinstance(error.original_error, DatatrustError):
+            return error.original_error
+    return None
+
+
+def _disclosure_note(context: NodeContext) -> dict[str, Any]:
+    obligations = context.permit.obligations if context.permit else None
+    return {
+        "method": "cell-key perturbation, suppression below the minimum cell size, rounding",
+        "minCellSize": obligations.min_cell if obligations else 0,
+        "roundedTo": obligations.round_to if obligations else 0,
+        "suppressedCells": context.disclosed.suppressed_cells,
+    }
+
+
+def _operation_name(document) -> str | None:
+    """The name the document gives its operation, when it has exactly one."""
+    names = [d.name.value for d in document.definitions if getattr(d, "operation", None) and d.name]
+    return names[0] if len(names) == 1 else None
 
 
 def _parse(query: str):

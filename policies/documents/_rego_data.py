@@ -40,7 +40,9 @@ def _decision_view(agreement: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rego_data(register: dict[str, Any], agreements: dict[str, Any]) -> dict[str, Any]:
+def rego_data(
+    register: dict[str, Any], agreements: dict[str, Any], version: str | None = None
+) -> dict[str, Any]:
     """What the Rego decides from: a slim, indexed view of the validated documents.
 
     regopy's cost per decision grows with the size of the data a rule touches, and it does
@@ -50,9 +52,14 @@ def rego_data(register: dict[str, Any], agreements: dict[str, Any]) -> dict[str,
     regopy cannot parse RFC 3339 times ending in ``Z``. An agreement runs from the start of
     its start day to the end of its end day, so ``end_ns`` is midnight after the end date.
     The full documents stay with the DPO tools and the audit ledger.
+
+    ``version`` is the string every decision carries (a published version's
+    ``policy_version``, such as "v3 (agreements 2026-11-26, purposes 2026-11-01)"); without
+    it, the documents' own versions.
     """
+    default = f"agreements {agreements['version']}, purposes {register['version']}"
     return {
-        "policy_version": f"agreements {agreements['version']}, purposes {register['version']}",
+        "policy_version": default if version is None else version,
         "purposes": sorted(purpose["id"] for purpose in register["purposes"]),
         "agreements": {a["id"]: _decision_view(a) for a in agreements["agreements"]},
     }

@@ -109,7 +109,7 @@ def test_a_reused_agreement_id_is_refused(register: dict, agreements: dict) -> N
     assert validate_documents(register, agreements) == [
         DocumentProblem(
             "agreements",
-            "$.agreements[3].id",
+            "$.agreements[4].id",
             "id 'dsa-safeguarding-referrals' is used more than once",
         )
     ]
@@ -132,14 +132,14 @@ def test_one_field_with_two_forms_in_one_agreement_is_refused(
 
 def test_contradicting_active_agreements_are_refused(register: dict, agreements: dict) -> None:
     twin = _research_copy(agreements, start="2028-01-01", end="2030-12-31")
-    twin["datasets"][0]["fields"][1]["output"] = "identifiable"  # Person.nhsNumber, masked in 1
+    twin["datasets"][0]["fields"][3]["output"] = "identifiable"  # Person.areaCode, masked in 1
     agreements["agreements"].append(twin)
     assert validate_documents(register, agreements) == [
         DocumentProblem(
             "agreements",
-            "$.agreements[3]",
+            "$.agreements[4]",
             "contradicts active agreement 'dsa-research-cohort' (agreement $.agreements[1]) for "
-            "purpose 'research': dataset 'health-encounters' field Person.nhsNumber is masked in "
+            "purpose 'research': dataset 'health-encounters' field Person.areaCode is masked in "
             "one and identifiable in the other",
         )
     ]
@@ -159,7 +159,7 @@ def test_differing_agreements_that_cannot_both_bind_are_accepted(
     register: dict, agreements: dict, changes: dict
 ) -> None:
     twin = _research_copy(agreements, **changes)
-    twin["datasets"][0]["fields"][1]["output"] = "identifiable"
+    twin["datasets"][0]["fields"][3]["output"] = "identifiable"
     agreements["agreements"].append(twin)
     assert validate_documents(register, agreements) == []
 
@@ -178,7 +178,12 @@ def test_the_rego_view_indexes_forms_and_gives_dates_in_nanoseconds(
     assert (view["policy_version"], view["purposes"], sorted(view["agreements"])) == (
         "agreements 2026-11-26, purposes 2026-11-01",
         sorted(purpose["id"] for purpose in register["purposes"]),
-        ["dsa-planning-area-statistics", "dsa-research-cohort", "dsa-safeguarding-referrals"],
+        [
+            "dsa-direct-care",
+            "dsa-planning-area-statistics",
+            "dsa-research-cohort",
+            "dsa-safeguarding-referrals",
+        ],
     )
     assert view["agreements"]["dsa-research-cohort"] == {
         "id": "dsa-research-cohort",
@@ -190,17 +195,23 @@ def test_the_rego_view_indexes_forms_and_gives_dates_in_nanoseconds(
         "forms": {
             "health": {
                 "Person.pseudonym": "pseudonymised",
-                "Person.nhsNumber": "masked",
                 "Person.birthYear": "identifiable",
+                "Person.gender": "identifiable",
+                "Person.areaCode": "masked",
+                "Person.encounters": "identifiable",
                 "Encounter.start": "identifiable",
-                "Encounter.diagnosisCode": "identifiable",
+                "Encounter.classCode": "identifiable",
                 "Area.code": "identifiable",
                 "Area.encounterCount": "aggregate-only",
             },
             "social-care": {
                 "Person.pseudonym": "pseudonymised",
+                "Person.careEpisodes": "identifiable",
+                "CareEpisode.eventType": "identifiable",
                 "CareEpisode.serviceType": "identifiable",
                 "CareEpisode.start": "identifiable",
+                "Area.code": "identifiable",
+                "Area.openCareEpisodes": "aggregate-only",
             },
         },
         "disclosure": {"min_cell_size": 10, "rounding_base": 5},

@@ -1,50 +1,196 @@
+"""The enforcement point: decisions from the Rego, cached per shape, reloaded when published."""
+
+from __future__ import annotations
+
+import copy
+
 import pytest
 
 from datatrust.errors import AccessDenied, PurposeMissing, PurposeUnknown
-from datatrust.policies import AccessRequest, Permit, decide, skeleton_policy
-from datatrust.trust import demo_purpose_register
+from datatrust.policies import (
+    AccessRequest,
+    Decision,
+    PolicyRuntime,
+    PolicySnapshot,
+    Requester,
+    shipped_policy,
+)
 
-AREA_AGGREGATES = frozenset({("Query", "areas"), ("Area", "code"), ("Area", "footfall")})
+PLANNER = Requester(subject="ada", agency="council", roles=("analyst",), client_id="cli")
+RESEARCHER = Requester(subject="rob", agency="university", roles=("researcher",), client_id="r")
+AREA_COUNTS = frozenset({("Area", "code"), ("Area", "encounterCount")})
+COHORT = frozenset({("Person", "pseudonym"), ("Person", "birthYear"), ("Person", "areaCode")})
 
 
-def ask(purpose, fields=AREA_AGGREGATES):
-    request = AccessRequest(purpose=purpose, node="council", fields=fields)
-    return decide(request, demo_purpose_register(), skeleton_policy())
+class Source:
+    """A policy source whose documents a test can change, as a DPO's publish would."""
+
+    def __init__(self) -> None:
+        self.snapshot = shipped_policy("v1")
+
+    def __call__(self) -> PolicySnapshot:
+        return self.snapshot
+
+    def stamp(self) -> str:
+        return self.snapshot.stamp
+
+    def publish(self, stamp: str, change) -> None:
+        agreements = copy.deepcopy(self.snapshot.agreements)
+        change(agreements)
+        self.snapshot = PolicySnapshot(stamp, f"test {stamp}", self.snapshot.register, agreements)
 
 
-def test_aggregate_area_fields_are_permitted_for_service_planning():
-    assert ask("service-planning") == Permit(
-        purpose="service-planning",
-        fields=AREA_AGGREGATES,
-        policy_version="skeleton-2026-11-26",
+class CountingEngine:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    @property
+    def compiled(self) -> bool:
+        return self.inner.compiled
+
+    def decide(self, request: dict) -> Decision:
+        self.calls += 1
+        return self.inner.decide(request)
+
+
+@pytest.fixture
+def source() -> Source:
+    return Source()
+
+
+@pytest.fixture
+def engines() -> list[CountingEngine]:
+    return []
+
+
+@pytest.fixture
+def runtime(source: Source, engines: list[CountingEngine]) -> PolicyRuntime:
+    from datatrust.policies._engines import EmbeddedRegoEngine
+
+    def factory(policy_dir, documents):
+        engine = CountingEngine(EmbeddedRegoEngine(policy_dir, documents))
+        engines.append(engine)
+        return engine
+
+    return PolicyRuntime(source, source.stamp, engine_factory=factory, check_interval=0)
+
+
+def ask(runtime, purpose="service-planning", fields=AREA_COUNTS, who=PLANNER, node="health"):
+    aggregate = not any(t in {"Person", "Encounter", "CareEpisode"} for t, _ in fields)
+    request = AccessRequest(
+        purpose=purpose, node=node, fields=fields, requester=who, aggregate=aggregate
+    )
+    return runtime.decide(request)
+
+
+def test_a_planning_analyst_gets_area_aggregates_with_the_agreements_obligations(runtime):
+    permit = ask(runtime)
+    assert (permit.agreement, permit.obligations.aggregate_only) == (
+        "dsa-planning-area-statistics",
+        True,
+    )
+    assert (permit.obligations.min_cell, permit.obligations.round_to) == (10, 5)
+    assert permit.policy_version == "test v1" or permit.policy_version.startswith("shipped")
+
+
+def test_a_researcher_gets_a_consented_opted_out_cohort_with_masks(runtime):
+    permit = ask(runtime, "research", COHORT, RESEARCHER)
+    kinds = [f["kind"] for f in permit.obligations.row_filters]
+    assert kinds == ["consent", "national_data_opt_out", "agreement_period"]
+    assert permit.obligations.mask == ("Person.areaCode",)
+    assert permit.obligations.pseudonymise == ("Person.pseudonym",)
+
+
+def test_record_level_fields_are_refused_for_planning_naming_the_agreement(runtime):
+    with pytest.raises(AccessDenied, match=r"dsa-planning-area-statistics does not share field"):
+        ask(runtime, fields=COHORT)
+
+
+def test_a_purpose_the_token_does_not_allow_is_refused_before_policy(runtime, engines):
+    who = Requester(agency="council", roles=("analyst",), purposes=("research",))
+    with pytest.raises(AccessDenied, match="your access token does not allow purpose"):
+        ask(runtime, who=who)
+    assert engines[0].calls == 0
+
+
+def test_missing_and_unknown_purposes_are_refused(runtime):
+    with pytest.raises(PurposeMissing):
+        ask(runtime, purpose=None)
+    with pytest.raises(PurposeUnknown):
+        ask(runtime, purpose="marketing")
+
+
+def test_each_request_shape_is_evaluated_once_then_served_from_the_cache(runtime, engines):
+    for _ in range(50):
+        ask(runtime)
+        with pytest.raises(AccessDenied):
+            ask(runtime, fields=COHORT)
+    assert engines[-1].calls == 2
+    assert (
+        runtime.cached(
+            AccessRequest(
+                purpose="service-planning", node="health", fields=AREA_COUNTS, requester=PLANNER
+            )
+        )
+        is not None
     )
 
 
-@pytest.mark.parametrize("purpose", ["direct-care", "research", "safeguarding"])
-def test_other_registered_purposes_are_denied_naming_the_purpose_and_node(purpose):
-    with pytest.raises(
-        AccessDenied,
-        match=f"no agreement of the trust allows purpose '{purpose}' at node 'council'",
-    ):
-        ask(purpose)
+def test_a_published_narrowing_takes_effect_at_the_next_request(runtime, source):
+    ask(runtime)
+
+    def drop_health_counts(agreements):
+        for agreement in agreements["agreements"]:
+            for dataset in agreement["datasets"]:
+                dataset["fields"] = [
+                    f for f in dataset["fields"] if f["field"] != "Area.encounterCount"
+                ]
+
+    source.publish("v2", drop_health_counts)
+    with pytest.raises(AccessDenied, match=r"does not share field Area\.encounterCount") as refused:
+        ask(runtime)
+    assert "policy test v2" in refused.value.message
 
 
-def test_a_field_the_policy_does_not_classify_is_denied_by_name():
-    fields = AREA_AGGREGATES | {("Person", "nhsNumber")}
-    with pytest.raises(AccessDenied, match=r"may not read Person\.nhsNumber"):
-        ask("service-planning", fields)
+def test_a_version_that_does_not_load_leaves_the_last_good_one_in_force(runtime, source):
+    def corrupt(agreements):
+        agreements["agreements"][0]["datasets"] = "not a list"
+
+    source.publish("v2", corrupt)
+    assert ask(runtime).agreement == "dsa-planning-area-statistics"
+    assert runtime.load_error is not None
 
 
-def test_missing_and_unknown_purposes_are_refused_before_policy():
-    with pytest.raises(PurposeMissing):
-        ask(None)
-    with pytest.raises(PurposeUnknown):
-        ask("marketing")
+def test_an_engine_that_raises_denies(source):
+    class Broken:
+        compiled = True
+
+        def decide(self, request):
+            raise RuntimeError("boom")
+
+    runtime = PolicyRuntime(source, source.stamp, engine_factory=lambda *a: Broken())
+    with pytest.raises(AccessDenied, match=r"could not be evaluated \(RuntimeError\)"):
+        ask(runtime)
 
 
-def test_an_error_inside_the_policy_denies(monkeypatch):
-    policy = skeleton_policy()
-    monkeypatch.setattr(type(policy), "field_class", lambda *a: 1 / 0)
-    request = AccessRequest(purpose="service-planning", node="council", fields=AREA_AGGREGATES)
-    with pytest.raises(AccessDenied, match=r"could not be evaluated \(ZeroDivisionError\)"):
-        decide(request, demo_purpose_register(), policy)
+def test_with_no_policy_loadable_every_request_is_refused():
+    def nothing():
+        raise FileNotFoundError("no policy")
+
+    runtime = PolicyRuntime(nothing, lambda: None)
+    with pytest.raises(AccessDenied, match="no data-use policy in force"):
+        ask(runtime)
+
+
+def test_a_cached_permit_never_stands_in_for_a_token_that_does_not_allow_the_purpose(runtime):
+    ask(runtime)
+    narrow = Requester(
+        agency="council", roles=("analyst",), client_id="cli", purposes=("research",)
+    )
+    request = AccessRequest(
+        purpose="service-planning", node="health", fields=AREA_COUNTS, requester=narrow
+    )
+    assert runtime.cached(request) is None
+    with pytest.raises(AccessDenied, match="does not allow purpose"):
+        runtime.decide(request)

@@ -171,7 +171,7 @@ class DemoAccounts:
 
 
 def create_demo_accounts(service: IdentityService) -> DemoAccounts:
-    """People (an analyst, a DPO, a citizen) and clients (analyst-cli, portal, nodes)."""
+    """People (analyst, DPOs, researcher, clinician, citizen) and clients (CLIs, portal, nodes)."""
     passwords = {
         "analyst": service.add_person(
             "analyst",
@@ -182,6 +182,30 @@ def create_demo_accounts(service: IdentityService) -> DemoAccounts:
         ),
         "dpo": service.add_person(
             "dpo", name="Dara DPO", agency="council", roles=["dpo"], purposes=["service-planning"]
+        ),
+        # A second DPO of each agency: publishing a policy needs another DPO's approval.
+        "dpo2": service.add_person(
+            "dpo2", name="Dev DPO", agency="council", roles=["dpo"], purposes=["service-planning"]
+        ),
+        "health-dpo": service.add_person(
+            "health-dpo", name="Hana DPO", agency="health", roles=["dpo"], purposes=[]
+        ),
+        "health-dpo2": service.add_person(
+            "health-dpo2", name="Hugo DPO", agency="health", roles=["dpo"], purposes=[]
+        ),
+        "researcher": service.add_person(
+            "researcher",
+            name="Rae Researcher",
+            agency="university",
+            roles=["researcher"],
+            purposes=["research"],
+        ),
+        "clinician": service.add_person(
+            "clinician",
+            name="Cal Clinician",
+            agency="health",
+            roles=["clinician"],
+            purposes=["direct-care"],
         ),
         "citizen": service.add_person(
             "citizen",
@@ -198,6 +222,20 @@ def create_demo_accounts(service: IdentityService) -> DemoAccounts:
             purposes=["service-planning", "research"],
             roles=["analyst"],
             name="Analyst command line",
+        ),
+        "research-cli": service.register_client(
+            "research-cli",
+            agency="university",
+            purposes=["research"],
+            roles=["researcher"],
+            name="University research team's command line",
+        ),
+        "care-cli": service.register_client(
+            "care-cli",
+            agency="health",
+            purposes=["direct-care"],
+            roles=["clinician"],
+            name="Hospital clinical system",
         ),
         "nodes": service.register_client(
             "nodes",

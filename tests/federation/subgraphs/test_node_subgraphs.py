@@ -23,21 +23,62 @@ schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"]) 
 type Area @key(fields: "code") {
   code: ID!
 
-  """Encounters (FHIR R4) of the area's residents in the period."""
-  encounterCount(since: Date = null, until: Date = null): Int!
+  """Encounters of the area's residents in the period; null if suppressed."""
+  encounterCount(since: Date = null, until: Date = null): Int
 }
 
 """Date (isoformat)"""
 scalar Date
 
+"""Date with time (isoformat)"""
+scalar DateTime
+
+"""A hospital encounter (FHIR R4 Encounter) of one person."""
+type Encounter {
+  """When the encounter started (UTC)."""
+  start: DateTime!
+
+  """When it ended (UTC), if it has."""
+  end: DateTime
+
+  """FHIR Encounter.class code, e.g. EMER, IMP, AMB."""
+  classCode: String!
+
+  """FHIR Encounter.status, e.g. finished."""
+  status: String!
+}
+
+"""A person the hospital holds records about."""
+type Person @key(fields: "pseudonym") {
+  """The person's pseudonym, in the form the agreement gives."""
+  pseudonym: ID!
+
+  """Year of birth."""
+  birthYear: Int
+
+  """Administrative gender (FHIR)."""
+  gender: String
+
+  """The LSOA of the person's address."""
+  areaCode: String
+
+  """The person's encounters in the period."""
+  encounters(since: Date = null, until: Date = null): [Encounter!]!
+}
+
 type Query {
   _entities(representations: [_Any!]!): [_Entity]!
   _service: _Service!
+
+  """
+  Patients the purpose may see (consent, opt-outs applied), by pseudonym.
+  """
+  patients(first: Int! = 100, after: ID = null): [Person!]!
 }
 
 scalar _Any
 
-union _Entity = Area
+union _Entity = Area | Person
 
 type _Service {
   sdl: String!
@@ -110,7 +151,7 @@ def test_entities_for_many_areas_cost_one_store_query(health):
     assert response.status_code == 200
     entities = response.json()["data"]["_entities"]
     assert [e["code"] for e in entities] == codes
-    assert sum(e["encounterCount"] for e in entities) > 0
+    assert sum(e["encounterCount"] or 0 for e in entities) > 0
     assert len(statements) == 1
     engine.dispose()
 
@@ -129,7 +170,7 @@ def test_a_bad_representation_fails_alone_and_the_others_are_answered(health):
     messages = {tuple(e["path"]): e["message"] for e in body["errors"]}
     assert messages == {
         ("_entities", 1): "representations[1]: unknown entity type 'Hospital'; "
-        "this subgraph resolves: Area",
+        "this subgraph resolves: Area, Person",
         ("_entities", 2): "representations[2]: Area is looked up by exactly its key (code); "
         "got fields code, extra",
         ("_entities", 3): "representations[3]: Area.code 'not-a-code' is not a GSS "
@@ -189,7 +230,9 @@ def test_a_bad_request_gets_400_with_the_problem_named_never_500(health, body, m
 
 def test_health_readiness_and_metrics_answer(health):
     assert health.get("/healthz").json() == {"status": "ok", "node": "health"}
-    assert health.get("/readyz").json() == {"status": "ready", "node": "health"}
+    ready = health.get("/readyz").json()
+    assert (ready["status"], ready["node"], ready["policy_problem"]) == ("ready", "health", None)
+    assert ready["policy_version"].startswith("shipped (agreements")
     metrics = health.get("/metrics").text
     assert (
         'datatrust_graphql_requests_total{component="node:health",outcome="denied",purpose="research"}'
