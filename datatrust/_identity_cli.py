@@ -42,6 +42,7 @@ def _identity_settings(settings: IdentityServerSettings):
         audiences=tuple(settings.audiences),
         data_dir=settings.data_dir / "identity",
         portal_redirect_uris=tuple(settings.portal_redirect_uris),
+        person_key_file=settings.data_dir / "keys" / "pseudonym.key",
     )
 
 

@@ -6,7 +6,8 @@ is reachable and its migrations current) and ``/metrics`` (Prometheus text). Mig
 run when the node starts, so a node never serves an out-of-date schema. The council node,
 which holds the LoRaWAN sensors, also takes uplinks pushed by network servers
 (``/ingest/ttn``, ``/ingest/chirpstack``), guarded by the secret in
-``<data_dir>/keys/council/webhook-secret``.
+``<data_dir>/keys/council/webhook-secret``. The health and social-care nodes serve the
+consent API at ``/consent`` (GraphQL; Polar decides who may change whose consent).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ __all__ = ["create_node_app"]
 logger = logging.getLogger("datatrust.node")
 
 WEBHOOK_NODES = ("council",)
+CONSENT_NODES = ("health", "social-care")
+"""Nodes that hold people's records under consent, and so serve the consent API."""
 
 
 def create_node_app(settings: NodeSettings) -> Starlette:
@@ -57,21 +60,27 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         checked = opt_out_list_date(engine)
         return checked.isoformat() if checked else None
 
-    endpoint = SubgraphEndpoint(
-        schema=subgraph_schema(settings.node_id),
-        node_id=settings.node_id,
-        engine=engine,
-        runtime=runtime,
-        authenticate=build_authenticator(
+    common = {
+        "node_id": settings.node_id,
+        "engine": engine,
+        "runtime": runtime,
+        "authenticate": build_authenticator(
             trusted_issuers(settings),
             settings.effective_audience,
             RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         ),
-        audit=lambda entry: append_audit_entry(engine, entry),
-        keys=node_keys(data_dir),
-        opt_out_list_date=list_date,
-        observe=observe,
-    )
+        "audit": lambda entry: append_audit_entry(engine, entry),
+        "keys": node_keys(data_dir),
+        "opt_out_list_date": list_date,
+        "observe": observe,
+    }
+    endpoint = SubgraphEndpoint(schema=subgraph_schema(settings.node_id), **common)
+    consent_routes = []
+    if settings.node_id in CONSENT_NODES:
+        from datatrust.federation.subgraphs._consent import consent_schema
+
+        consent = SubgraphEndpoint(schema=consent_schema, decides_data_use=False, **common)
+        consent_routes.append(Route("/consent", consent.__call__, methods=["GET", "POST"]))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "node": settings.node_id})
@@ -117,6 +126,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
+            *consent_routes,
             *_ingest_routes(settings, engine),
         ],
         lifespan=lifespan,

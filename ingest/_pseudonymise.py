@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from datatrust.ingest._seal import Sealer
-from datatrust.trust import load_or_create_key
+from datatrust.trust import load_or_create_key, person_pseudonym
 
 __all__ = ["Pseudonymiser"]
 
@@ -48,7 +48,7 @@ class Pseudonymiser:
 
     def person(self, nhs_number: str) -> str:
         """The trust pseudonym of a (validated) NHS number."""
-        return "p-" + _keyed_hash(self._trust_key, "nhs-number", nhs_number)
+        return person_pseudonym(self._trust_key, nhs_number)
 
     def local_person(self, local_id: str) -> str:
         return "l-" + _keyed_hash(self._trust_key, "la-person", local_id)

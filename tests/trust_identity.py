@@ -36,6 +36,30 @@ class TrustIdentity:
         token = self.live.client_credentials(client=client, scope=purpose)["access_token"]
         return {"Authorization": f"Bearer {token}", "Purpose": purpose}
 
+    def person_token(self, username: str, scope: str = "openid") -> str:
+        """An access token for a demo person, through the real authorization-code flow."""
+        from urllib.parse import parse_qs, urlsplit
+
+        import httpx
+
+        from tests.trust.identity.live import REDIRECT_URI, pkce_pair, sign_in
+
+        verifier, challenge = pkce_pair()
+        redirect = sign_in(self.live, challenge=challenge, username=username, scope=scope)
+        code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+        response = httpx.post(
+            f"{self.live.url}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT_URI,
+                "client_id": "portal",
+                "code_verifier": verifier,
+            },
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
     def headers(self, purpose: str | None = "service-planning") -> dict[str, str]:
         token = self.token(purpose if purpose in ("service-planning", "research") else None)
         headers = {"Authorization": f"Bearer {token}"}
@@ -45,6 +69,6 @@ class TrustIdentity:
 
 
 @contextmanager
-def trust_identity(data_dir: Path) -> Iterator[TrustIdentity]:
-    with running_identity(data_dir, audiences=AUDIENCES) as live:
+def trust_identity(data_dir: Path, **settings) -> Iterator[TrustIdentity]:
+    with running_identity(data_dir, audiences=AUDIENCES, **settings) as live:
         yield TrustIdentity(live)

@@ -24,7 +24,7 @@ from datatrust.trust._consent import (
     withdraw_consent,
 )
 from datatrust.trust._consent_states import ConsentChange, ConsentState
-from datatrust.trust._keys import load_or_create_key
+from datatrust.trust._keys import load_or_create_key, person_pseudonym
 from datatrust.trust._opt_outs import OptOutLoad, load_opt_out_list, opt_out_list_date
 from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
 from datatrust.trust._row_filters import has_current_consent, not_opted_out
@@ -51,6 +51,7 @@ __all__ = [
     "load_or_create_key",
     "not_opted_out",
     "opt_out_list_date",
+    "person_pseudonym",
     "read_audit_entries",
     "verify_audit_chain",
     "withdraw_consent",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["load_or_create_key"]
+__all__ = ["load_or_create_key", "person_pseudonym"]
 
 KEY_BYTES = 32
 
@@ -28,3 +30,14 @@ def load_or_create_key(path: Path) -> bytes:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(secrets.token_hex(KEY_BYTES))
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def person_pseudonym(trust_key: bytes, nhs_number: str) -> str:
+    """The trust pseudonym of a (validated) NHS number: ``p-`` + a keyed hash.
+
+    Ingest stores people under it at every node, and the identity server puts it in a
+    citizen's access token (``person`` claim), so a node can tell whose records are the
+    signed-in citizen's without the NHS number ever leaving the identity server.
+    """
+    digest = hmac.new(trust_key, f"nhs-number:{nhs_number}".encode(), hashlib.sha256)
+    return "p-" + digest.hexdigest()[:32]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError, parse, validate
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -116,12 +117,17 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
 
 
 class SubgraphEndpoint:
-    """The ASGI endpoint of one node's subgraph, with its enforcement and audit."""
+    """The ASGI endpoint of one node's subgraph, with its enforcement and audit.
+
+    ``decides_data_use`` False serves a schema of platform actions (the consent API)
+    whose resolvers each authorise with Polar; every request is still authenticated and
+    audited, and a refusal inside a resolver is audited as a deny.
+    """
 
     def __init__(
         self,
         *,
-        schema: SubgraphSchema,
+        schema: SubgraphSchema | strawberry.Schema,
         node_id: str,
         engine: Engine,
         runtime: PolicyRuntime,
@@ -130,9 +136,11 @@ class SubgraphEndpoint:
         keys: NodeKeys | None = None,
         opt_out_list_date: Callable[[], str | None] = lambda: None,
         observe: Callable[[RequestOutcome], None] = lambda outcome: None,
+        decides_data_use: bool = True,
     ) -> None:
         self.schema = schema
-        self.entity_keys = schema.entity_key_fields
+        self.entity_keys = getattr(schema, "entity_key_fields", {})
+        self.decides_data_use = decides_data_use
         self.node_id = node_id
         self.engine = engine
         self.runtime = runtime
@@ -172,7 +180,7 @@ class SubgraphEndpoint:
         if not access.is_metadata_only:
             try:
                 context.requester = self.authenticate(request.headers.get("authorization"))
-                if not access.is_mutation:
+                if self.decides_data_use and not access.is_mutation:
                     context.permit = await self._decide(shape, context.requester)
             except DatatrustError as refusal:
                 try:

@@ -29,15 +29,20 @@ FEATURED = [lsoa.code for lsoa in coventry_lsoas()[:5]]
 
 
 @pytest.fixture(scope="module")
-def identity(tmp_path_factory):
-    with trust_identity(tmp_path_factory.mktemp("identity")) as running:
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("trust")
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory, data_dir):
+    key = data_dir / "keys" / "pseudonym.key"  # citizens' tokens name their pseudonym
+    with trust_identity(tmp_path_factory.mktemp("identity"), person_key_file=key) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def trust(tmp_path_factory, identity):
+def trust(data_dir, identity):
     """Health and social-care nodes of one trust (one data dir: the same trust keys)."""
-    data_dir = tmp_path_factory.mktemp("trust")
     sources = _prepare.write_demo_files(data_dir)
     clients = {}
     with (
@@ -362,3 +367,100 @@ def test_a_draft_agreement_and_a_purpose_without_one_are_refused(trust, identity
             headers={"Authorization": f"Bearer {token}", "Purpose": purpose},
         )
         assert response.status_code == 403, purpose
+
+
+# -- the ledger: nothing leaves unaudited -------------------------------------------------
+
+
+def test_a_ledger_that_cannot_be_written_fails_the_request_and_returns_no_data(trust):
+    health = trust["health"]
+    with db(health) as connection:  # the store refuses every new audit entry, as a full disk
+        connection.execute(
+            "CREATE TRIGGER ledger_full BEFORE INSERT ON audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    try:
+        for client, purpose, query in (
+            (RESEARCH, "research", PATIENTS),
+            (PLANNING, "service-planning", "{ patients { birthYear } }"),  # a refusal too
+        ):
+            response = health.post(
+                "/graphql",
+                json={"query": query},
+                headers=health.identity.headers_for(client, purpose),
+            )
+            body = response.json()
+            assert response.status_code >= 500, body
+            assert body["data"] is None
+            assert "audit ledger could not be written" in body["errors"][0]["message"]
+    finally:
+        with db(health) as connection:
+            connection.execute("DROP TRIGGER ledger_full")
+    status, _ = ask(health, PATIENTS, RESEARCH, "research")
+    assert status == 200
+
+
+# -- the consent API: Polar decides who may change whose consent ------------------------------
+
+
+GIVE = 'mutation($p: ID) { giveConsent(purpose: "research", pseudonym: $p) { state } }'
+WITHDRAW = 'mutation($p: ID) { withdrawConsent(purpose: "research", pseudonym: $p) { state } }'
+
+
+def consent_call(node, token, query, pseudonym=None):
+    response = node.post(
+        "/consent",
+        json={"query": query, "variables": {"p": pseudonym}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code, response.json()
+
+
+def test_a_citizen_withdraws_their_own_research_consent_and_the_next_query_excludes_them(
+    trust, identity
+):
+    from datatrust.trust import load_or_create_key, person_pseudonym
+    from datatrust.trust.identity._accounts import DEMO_CITIZEN_NHS_NUMBER
+
+    health = trust["health"]
+    key = load_or_create_key(health.settings.data_dir / "keys" / "pseudonym.key")
+    me = person_pseudonym(key, DEMO_CITIZEN_NHS_NUMBER)
+    assert me in research_cohort(health)  # the demo citizen consented
+    token = identity.person_token("citizen")
+    status, body = consent_call(health, token, WITHDRAW)
+    assert (status, body.get("errors")) == (200, None)
+    assert body["data"]["withdrawConsent"]["state"] == "ConsentWithdrawn"
+    assert me not in research_cohort(health)
+    _, cohort = ask(health, PATIENTS, RESEARCH, "research")
+    assert len(cohort["data"]["patients"]) == len(research_cohort(health))
+    # They may not touch anyone else's consent.
+    other = sorted(research_cohort(health))[0]
+    status, body = consent_call(health, token, WITHDRAW, other)
+    assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+    assert other in research_cohort(health)
+    status, body = consent_call(health, token, GIVE)
+    assert body["data"]["giveConsent"]["state"] == "ConsentGiven"
+    assert me in research_cohort(health)
+
+
+def test_staff_record_consent_only_for_their_own_agency_and_the_ledger_has_it(trust, identity):
+    health = trust["health"]
+    with db(health) as connection:
+        someone = connection.execute(
+            "SELECT pseudonym FROM person WHERE pseudonym NOT IN "
+            "(SELECT pseudonym FROM consent) ORDER BY pseudonym LIMIT 1"
+        ).fetchone()[0]
+    health_dpo = identity.person_token("health-dpo")
+    council_dpo = identity.person_token("dpo")
+    status, body = consent_call(health, council_dpo, GIVE, someone)
+    assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+    status, body = consent_call(health, health_dpo, GIVE, someone)
+    assert (status, body["data"]["giveConsent"]["state"]) == (200, "ConsentGiven")
+    with db(health) as connection:
+        outcomes = connection.execute(
+            "SELECT outcome FROM audit_event WHERE fields LIKE '%giveConsent%' "
+            "ORDER BY seq DESC LIMIT 2"
+        ).fetchall()
+    assert [row[0] for row in outcomes] == ["permit", "deny"]
+    status, body = consent_call(health, health_dpo, WITHDRAW, someone)
+    assert body["data"]["withdrawConsent"]["state"] == "ConsentRevoked"

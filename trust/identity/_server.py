@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from joserfc import jwt
 from starlette.responses import Response
 
+from datatrust.trust._keys import load_or_create_key, person_pseudonym
 from datatrust.trust.identity._grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -115,6 +116,13 @@ class _AccessTokens(BearerTokenGenerator):
             scope = " ".join(s for s in scope.split() if s in people or s in ("openid", "profile"))
         return super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
 
+    def _person(self, user: User | None) -> str | None:
+        """A citizen's trust pseudonym, when the trust's pseudonym key is configured."""
+        key_file = self.server.settings.person_key_file
+        if user is None or key_file is None or not user.row["nhs_number"]:
+            return None
+        return person_pseudonym(load_or_create_key(key_file), user.row["nhs_number"])
+
     def _access_token(self, client: Client, grant_type: str, user: User | None, scope: str):
         settings = self.server.settings
         now = int(time.time())
@@ -132,6 +140,9 @@ class _AccessTokens(BearerTokenGenerator):
             "roles": list(owner["roles"]),
             "purposes": [s for s in scope.split() if s in client.purposes],
         }
+        person = self._person(user)
+        if person is not None:
+            claims["person"] = person
         key = self.server.keys.signing_key
         header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": key.kid}
         return jwt.encode(header, claims, key, algorithms=[ALGORITHM])

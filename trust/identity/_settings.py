@@ -28,6 +28,9 @@ class IdentitySettings:
     authorization_code_lifetime_seconds: int = 60
     id_token_lifetime_seconds: int = 600
     portal_redirect_uris: tuple[str, ...] = ()
+    person_key_file: Path | None = None
+    """The trust's pseudonym key: with it, a citizen's access token names them by their
+    trust pseudonym (``person`` claim), so nodes can let them act on their own consents."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.issuer)

@@ -71,6 +71,8 @@ class VerifiedRequester:
     issuer: str
     token_id: str
     expires_at: int
+    person: str | None = None
+    """The trust pseudonym of a citizen acting for themselves (the ``person`` claim)."""
 
 
 class TokenValidator:
@@ -217,6 +219,7 @@ class TokenValidator:
             issuer=issuer,
             token_id=_str_claim(claims, "jti"),
             expires_at=expires_at,
+            person=_person_claim(claims),
         )
 
     def _check_active(self, token: str, introspection: IntrospectionConfig) -> None:
@@ -322,3 +325,16 @@ def _str_list_claim(claims: dict[str, Any], name: str) -> tuple[str, ...]:
 
 def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+_PERSON = re.compile(r"^[pl]-[0-9a-f]{32}$")
+
+
+def _person_claim(claims: dict[str, Any]) -> str | None:
+    """The ``person`` claim if present; a malformed one refuses the token (never ignored)."""
+    person = claims.get("person")
+    if person is None:
+        return None
+    if not isinstance(person, str) or not _PERSON.match(person):
+        raise AuthenticationFailed("access token refused: its 'person' claim is malformed")
+    return person
