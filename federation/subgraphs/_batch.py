@@ -37,7 +37,7 @@ def by_arguments(
 
 
 def protected_counts(
-    query: Callable[..., dict[str, Count]],
+    query: Callable[..., dict[str, Count]], *, absent_is_zero: bool = True
 ) -> Callable[[NodeContext, list[tuple[Any, ...]]], list[int | None]]:
     """A DataLoader batch function for counts of people's records, disclosure-controlled.
 
@@ -46,6 +46,8 @@ def protected_counts(
     under the permit's obligations, with the cells of one area as a group, so an area
     asked about for several overlapping periods through aliases cannot have a suppressed
     cell recovered by subtraction. A suppressed cell resolves to ``null``, never to 0.
+    ``absent_is_zero`` False makes an area the query found nothing for ``null`` (no sensor
+    there) rather than a count of 0.
     """
 
     def batch(context: NodeContext, keys: list[tuple[Any, ...]]) -> list[int | None]:
@@ -55,9 +57,12 @@ def protected_counts(
         for code, *arguments in keys:
             groups.setdefault(tuple(arguments), []).append(code)
         counts: dict[tuple[Any, ...], Count] = {}
+        absent: set[tuple[Any, ...]] = set()
         for arguments, codes in groups.items():
             found = query(context.engine, permit, sorted(set(codes)), *arguments, salt=salt)
             for code in codes:
+                if code not in found and not absent_is_zero:
+                    absent.add((code, *arguments))
                 counts[(code, *arguments)] = found.get(code, Count(0, 0, 0))
         policy = SdcPolicy.from_obligations(permit.obligations, salt)
         cells = {key: Cell(count.count, count.cell_key) for key, count in counts.items()}
@@ -66,6 +71,6 @@ def protected_counts(
             sum(c.count for c in counts.values()), sum(c.subjects for c in counts.values())
         )
         context.disclosed.suppressed_cells += sum(p.suppressed for p in protected.values())
-        return [protected[tuple(key)].value for key in keys]
+        return [None if tuple(key) in absent else protected[tuple(key)].value for key in keys]
 
     return batch

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.sql import Select
 
 from datatrust.errors import AccessDenied
@@ -56,7 +56,7 @@ class Count:
 def _counts(engine: Engine, query: Select) -> dict[str, Count]:
     with engine.connect() as connection:
         return {
-            code: Count(int(count), int(key or 0), int(subjects))
+            code: Count(int(count or 0), int(key or 0), int(subjects or 0))
             for code, count, key, subjects in connection.execute(query)
         }
 
@@ -82,20 +82,34 @@ def _in_period(query: Select, column, since: date | None, until: date | None) ->
 
 
 def footfall_by_area(
-    engine: Engine, permit: Permit, codes: Sequence[str], since: date | None, until: date | None
-) -> dict[str, int]:
-    """People counted entering, summed over every people counter in each area."""
+    engine: Engine,
+    permit: Permit,
+    codes: Sequence[str],
+    since: date | None,
+    until: date | None,
+    *,
+    salt: int = 0,
+) -> dict[str, Count]:
+    """People counted entering, summed over every people counter in each area.
+
+    A count of people, so disclosure control applies; its cell key comes from the hourly
+    roll-up rows summed, so the same area and period always get the same answer.
+    """
     _require(permit)
     hourly = ReadingHourly
     query = (
-        select(hourly.lsoa_code, func.sum(hourly.total))
+        select(
+            hourly.lsoa_code,
+            func.sum(hourly.total),
+            cell_key(hourly.id, salt),
+            literal(0),
+        )
         .where(hourly.quantity == "people_in", hourly.lsoa_code.in_(codes))
         .group_by(hourly.lsoa_code)
     )
     query = _in_period(query, hourly.hour, since, until)
     query = restrict(query, permit, subject=None, when=hourly.hour)
-    with engine.connect() as connection:
-        return {code: int(total) for code, total in connection.execute(query)}
+    return _counts(engine, query)
 
 
 def air_quality_by_area(
@@ -121,12 +135,27 @@ def air_quality_by_area(
 
 
 def wifi_sessions_by_area(
-    engine: Engine, permit: Permit, codes: Sequence[str], since: date | None, until: date | None
-) -> dict[str, int]:
-    """Public-WiFi sessions (on the day of their last accounting event) in each area."""
+    engine: Engine,
+    permit: Permit,
+    codes: Sequence[str],
+    since: date | None,
+    until: date | None,
+    *,
+    salt: int = 0,
+) -> dict[str, Count]:
+    """Public-WiFi sessions (on the day of their last accounting event) in each area.
+
+    Sessions are of (pseudonymised) devices, so disclosure control applies; the cell key
+    comes from the daily roll-up rows summed.
+    """
     _require(permit)
     query = (
-        select(WifiDaily.lsoa_code, func.sum(WifiDaily.sessions))
+        select(
+            WifiDaily.lsoa_code,
+            func.sum(WifiDaily.sessions),
+            cell_key(WifiDaily.id, salt),
+            literal(0),
+        )
         .where(WifiDaily.lsoa_code.in_(codes))
         .group_by(WifiDaily.lsoa_code)
     )
@@ -135,8 +164,7 @@ def wifi_sessions_by_area(
     if until is not None:
         query = query.where(WifiDaily.day <= until)
     query = restrict(query, permit, subject=None, when=WifiDaily.day, when_is_date=True)
-    with engine.connect() as connection:
-        return {code: int(n) for code, n in connection.execute(query) if n}
+    return _counts(engine, query)
 
 
 def encounter_count_by_area(

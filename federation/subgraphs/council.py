@@ -12,7 +12,7 @@ import strawberry
 
 from datatrust.demo import coventry_lsoas
 from datatrust.federation.subgraphs._base import SubgraphSchema, loader, permit_of
-from datatrust.federation.subgraphs._batch import by_arguments
+from datatrust.federation.subgraphs._batch import by_arguments, protected_counts
 from datatrust.federation.subgraphs._data import (
     air_quality_by_area,
     footfall_by_area,
@@ -41,11 +41,13 @@ class Area:
         permit_of(info)
         return _AREA_NAMES.get(str(self.code))
 
-    @strawberry.field(description="People counted entering the area's counters in the period.")
+    @strawberry.field(
+        description="People counted entering the area's counters; null if suppressed."
+    )
     async def footfall(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> int | None:
-        load = loader(info, "footfall", by_arguments(footfall_by_area, None))
+        load = loader(info, "footfall", protected_counts(footfall_by_area, absent_is_zero=False))
         return await load.load((str(self.code), since, until))
 
     @strawberry.field(description="Pollutant means from the area's air-quality sensors.")
@@ -67,7 +69,9 @@ class Area:
     async def wifi_sessions(
         self, info: strawberry.Info, since: date | None = None, until: date | None = None
     ) -> int | None:
-        load = loader(info, "wifi_sessions", by_arguments(wifi_sessions_by_area, None))
+        load = loader(
+            info, "wifi_sessions", protected_counts(wifi_sessions_by_area, absent_is_zero=False)
+        )
         return await load.load((str(self.code), since, until))
 
     @classmethod
