@@ -32,6 +32,7 @@ from datatrust.policies._platform import (
     PlatformActor,
     PlatformAuthorizer,
     platform_policy_path,
+    query_check,
 )
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "gateway_view",
     "platform_policy_path",
     "protect_cells",
+    "query_check",
     "shipped_policy",
 ]

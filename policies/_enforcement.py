@@ -121,6 +121,8 @@ class PolicySnapshot:
 
 PolicySource = Callable[[], PolicySnapshot]
 StampReader = Callable[[], str | None]
+PlatformCheck = Callable[[Requester, str], str | None]
+"""Polar's answer to "may this requester query for this purpose at all": None, or why not."""
 
 
 class _Loaded:
@@ -174,7 +176,9 @@ class PolicyRuntime:
         policy_dir: Path = DATAUSE_POLICY_DIR,
         check_interval: float = 1.0,
         cache_size: int = 10_000,
+        platform: PlatformCheck | None = None,
     ) -> None:
+        self._platform = platform
         self._source = source
         self._stamp = stamp
         self._engine_factory = engine_factory or _embedded_engine
@@ -211,6 +215,8 @@ class PolicyRuntime:
             loaded = self._loaded
             if stamp is not None and (loaded is None or stamp != loaded.snapshot.stamp):
                 self._reload()
+            elif stamp is not None:  # the version in force is the published one (again)
+                self.load_error = None
         return self._loaded
 
     def _reload(self) -> None:
@@ -239,6 +245,9 @@ class PolicyRuntime:
             logger.info("policy %s is in force", snapshot.policy_version)
 
     # -- decisions --------------------------------------------------------------------
+
+    def _evaluate(self, loaded: _Loaded, request: AccessRequest) -> Decision:
+        return _evaluate_with(loaded, request, self._platform)
 
     def cached(self, request: AccessRequest) -> Permit | None:
         """The permit for ``request`` if its decision is cached and allows; else None.
@@ -275,17 +284,20 @@ class PolicyRuntime:
         key = _shape(request)
         decision = loaded.cache.get(key)
         if decision is None:
-            try:
-                decision = loaded.engine.decide(_rego_input(request))
-            except Exception as error:  # any fault on a decision path is a deny
-                decision = Decision.deny(
-                    f"the policy could not be evaluated ({type(error).__name__})",
-                    loaded.snapshot.policy_version,
-                )
+            decision = self._evaluate(loaded, request)
             if len(loaded.cache) >= self._cache_size:
                 loaded.cache.clear()
             loaded.cache[key] = decision
         return _permit_or_refusal(request, loaded, decision)
+
+
+def _platform_refusal(check: PlatformCheck | None, request: AccessRequest) -> str | None:
+    if check is None:
+        return None
+    try:
+        return check(request.requester, str(request.purpose))
+    except Exception as error:  # an authorisation error is a refusal
+        return f"platform authorisation failed ({type(error).__name__})"
 
 
 def _check_purpose(loaded: _Loaded, request: AccessRequest) -> None:
@@ -301,12 +313,27 @@ def _check_purpose(loaded: _Loaded, request: AccessRequest) -> None:
         )
 
 
+def _evaluate_with(
+    loaded: _Loaded, request: AccessRequest, check: PlatformCheck | None
+) -> Decision:
+    """Polar first (may this requester query for this purpose at all), then the Rego."""
+    version = loaded.snapshot.policy_version
+    refusal = _platform_refusal(check, request)
+    if refusal is not None:
+        return Decision.deny(refusal, version)
+    try:
+        return loaded.engine.decide(_rego_input(request))
+    except Exception as error:  # any fault on a decision path is a deny
+        return Decision.deny(f"the policy could not be evaluated ({type(error).__name__})", version)
+
+
 def _shape(request: AccessRequest) -> tuple[Any, ...]:
     requester = request.requester
     return (
         requester.agency,
         requester.roles,
         requester.client_id,
+        requester.purposes,
         request.purpose,
         request.node,
         request.fields,

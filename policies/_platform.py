@@ -13,6 +13,7 @@ node.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "PlatformActor",
     "PlatformAuthorizer",
     "platform_policy_path",
+    "query_check",
 ]
 
 
@@ -199,8 +201,9 @@ class DataQuery(AgencyResource):
     agency: str
     purpose: str
     RULES: ClassVar[dict[str, str]] = {
-        "query": "an analyst, researcher or partner system queries only for its own agency "
-        "and only for a purpose its access token allows",
+        "query": "an analyst, researcher, clinician, social worker, safeguarding lead or "
+        "partner system queries only for its own agency and only for a purpose its access "
+        "token allows",
     }
 
     def __post_init__(self) -> None:
@@ -313,3 +316,25 @@ class PlatformAuthorizer:
         if allowed is True:
             return None
         return f"{who} may not {action} {resource.describe()}; {rules[action]}"
+
+
+def query_check(authorizer: PlatformAuthorizer | None = None) -> Callable[[Any, str], str | None]:
+    """The platform check a node and the gateway run before the data-use policy.
+
+    Returns None when Polar lets the requester query for the purpose at all (an analyst,
+    researcher, clinician or partner system, for its own agency, for a purpose its token
+    allows), else the reason: a DPO's, a node's or a citizen's token is no way to query.
+    """
+    rules = authorizer or PlatformAuthorizer()
+
+    def check(requester: Any, purpose: str) -> str | None:
+        agency = getattr(requester, "agency", None)
+        if not agency:
+            return "the requester acts for no agency, so may query nothing"
+        try:
+            rules.authorize(requester, "query", DataQuery(agency, purpose))
+        except AccessDenied as refusal:
+            return refusal.message.removeprefix("access denied: ")
+        return None
+
+    return check

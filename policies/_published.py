@@ -23,7 +23,8 @@ def published_runtime(
     opa_url: str | None = None,
     check_interval: float = 1.0,
 ) -> PolicyRuntime:
-    """A ``PolicyRuntime`` over the policy published in ``data_dir``."""
+    """A ``PolicyRuntime`` over the policy published in ``data_dir``, Polar checking first."""
+    from datatrust.policies._platform import query_check
     from datatrust.policies.lifecycle import current_stamp, read_published
 
     def source() -> PolicySnapshot:
@@ -42,17 +43,14 @@ def published_runtime(
         stamp,
         engine_factory=_engine_factory(engine_kind, opa_url),
         check_interval=check_interval,
+        platform=query_check(),
     )
 
 
 def _engine_factory(kind: str, opa_url: str | None):
-    from datatrust.policies import _engines
-
-    factory = getattr(_engines, "create_policy_engine", None)
-    if factory is None:  # before the OPA engine landed, only the embedded one exists
-        return None
+    from datatrust.policies._engines import create_policy_engine
 
     def build(policy_dir: Path, documents: dict):
-        return factory(kind, policy_dir, documents, opa_url=opa_url)
+        return create_policy_engine(kind, policy_dir, documents, opa_url=opa_url)
 
     return build

@@ -93,3 +93,6 @@ allow(actor: PlatformActor, "query", query: DataQuery) if
 is_querier(actor: PlatformActor) if "analyst" in actor.roles;
 is_querier(actor: PlatformActor) if "researcher" in actor.roles;
 is_querier(actor: PlatformActor) if "partner-system" in actor.roles;
+is_querier(actor: PlatformActor) if "clinician" in actor.roles;
+is_querier(actor: PlatformActor) if "social-worker" in actor.roles;
+is_querier(actor: PlatformActor) if "safeguarding-lead" in actor.roles;

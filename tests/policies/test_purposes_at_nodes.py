@@ -464,3 +464,14 @@ def test_staff_record_consent_only_for_their_own_agency_and_the_ledger_has_it(tr
     assert [row[0] for row in outcomes] == ["permit", "deny"]
     status, body = consent_call(health, health_dpo, WITHDRAW, someone)
     assert body["data"]["withdrawConsent"]["state"] == "ConsentRevoked"
+
+
+def test_polar_refuses_a_dpo_querying_data_even_for_a_purpose_their_token_names(trust, identity):
+    token = identity.person_token("dpo", scope="openid service-planning")
+    response = trust["health"].post(
+        "/graphql",
+        json={"query": "{ _entities(representations: []) { ... on Area { encounterCount } } }"},
+        headers={"Authorization": f"Bearer {token}", "Purpose": "service-planning"},
+    )
+    assert response.status_code == 403
+    assert "may not query" in response.json()["errors"][0]["message"]
