@@ -151,5 +151,5 @@ def node_keys(data_dir: Path) -> NodeKeys:
     salt = load_or_create_key(keys / "disclosure.key")
     return NodeKeys(
         pseudonym_key=load_or_create_key(keys / "pseudonym.key"),
-        sdc_salt=int.from_bytes(salt[:4], "big"),
+        sdc_salt=int.from_bytes(salt[:16], "big"),  # 128 bits, as disclosure-control.md asks
     )

@@ -186,6 +186,7 @@ class PolicyRuntime:
         self._check_interval = check_interval
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._rebuild = False
         self._next_check = 0.0
         self._loaded: _Loaded | None = None
         self.load_error: str | None = None
@@ -213,17 +214,24 @@ class PolicyRuntime:
                 logger.exception("could not read the published policy's stamp")
                 stamp = None
             loaded = self._loaded
-            if stamp is not None and (loaded is None or stamp != loaded.snapshot.stamp):
+            changed = stamp is not None and (loaded is None or stamp != loaded.snapshot.stamp)
+            if changed or self._rebuild:
                 self._reload()
             elif stamp is not None:  # the version in force is the published one (again)
                 self.load_error = None
         return self._loaded
 
+    def _rebuild_soon(self) -> None:
+        """After an engine failure, rebuild the engine at the next check (rate-limited)."""
+        self._rebuild = True
+
     def _reload(self) -> None:
         with self._lock:
+            rebuild, self._rebuild = self._rebuild, False
             try:
                 snapshot = self._source()
-                if self._loaded is not None and snapshot.stamp == self._loaded.snapshot.stamp:
+                same = self._loaded is not None and snapshot.stamp == self._loaded.snapshot.stamp
+                if same and not rebuild:
                     return
                 from datatrust.policies.documents import rego_data
 
@@ -285,9 +293,12 @@ class PolicyRuntime:
         decision = loaded.cache.get(key)
         if decision is None:
             decision = self._evaluate(loaded, request)
-            if len(loaded.cache) >= self._cache_size:
-                loaded.cache.clear()
-            loaded.cache[key] = decision
+            if decision.failed:  # not remembered: rebuild the engine (an OPA that restarted
+                self._rebuild_soon()  # lost its policy) and decide afresh next time
+            else:
+                if len(loaded.cache) >= self._cache_size:
+                    loaded.cache.clear()
+                loaded.cache[key] = decision
         return _permit_or_refusal(request, loaded, decision)
 
 

@@ -63,6 +63,9 @@ class Decision:
     agreement: str | None = None
     policy_version: str | None = None
     obligations: Obligations = field(default_factory=Obligations)
+    failed: bool = False
+    """True when the engine could not decide (unreachable, crashed, gave no answer): a deny
+    that a retry might turn into a decision, so it is never cached."""
 
     def as_dict(self) -> dict[str, Any]:
         """The decision in the Rego's own JSON shape (what the decision table records)."""
@@ -85,6 +88,11 @@ class Decision:
     @classmethod
     def deny(cls, reason: str, policy_version: str | None = None) -> Decision:
         return cls(allow=False, reasons=(reason,), policy_version=policy_version)
+
+    @classmethod
+    def failure(cls, reason: str, policy_version: str | None = None) -> Decision:
+        """A deny because the engine failed to decide (fail closed, but do not remember it)."""
+        return cls(allow=False, reasons=(reason,), policy_version=policy_version, failed=True)
 
     @classmethod
     def from_value(cls, value: Any) -> Decision:
@@ -170,7 +178,7 @@ class EmbeddedRegoEngine:
     def decide(self, request: dict[str, Any]) -> Decision:
         """Evaluate ``data.datause.decision.decision`` for one input; deny on any failure."""
         if self._bundle is None:
-            return Decision.deny(self._error or "no policy", self.policy_version)
+            return Decision.failure(self._error or "no policy", self.policy_version)
         try:
             interpreter = getattr(self._local, "interpreter", None)
             if interpreter is None:
@@ -179,13 +187,13 @@ class EmbeddedRegoEngine:
             output = interpreter.query_bundle_entrypoint(self._bundle, ENTRYPOINT)
             text = str(output)
             if not output.ok() or text.strip() == "undefined":
-                return Decision.deny("the data-use policy gave no decision", self.policy_version)
+                return Decision.failure("the data-use policy gave no decision", self.policy_version)
             expressions = json.loads(text).get("expressions")
             if not isinstance(expressions, list) or len(expressions) != 1:
                 raise ValueError("the engine returned no single decision")
             return Decision.from_value(expressions[0])
         except Exception as error:  # fail closed on engine, JSON and shape errors alike
-            return Decision.deny(
+            return Decision.failure(
                 f"the data-use policy could not be evaluated ({type(error).__name__})",
                 self.policy_version,
             )
@@ -280,19 +288,19 @@ class OpaEngine:
     def decide(self, request: dict[str, Any]) -> Decision:
         """Ask the server for ``data.datause.decision.decision``; deny on any failure."""
         if self._error is not None:
-            return Decision.deny(self._error, self.policy_version)
+            return Decision.failure(self._error, self.policy_version)
         try:
             body = self._client.query_rule(request, "datause.decision", "decision")
         except Exception as error:  # unreachable, timed out, HTTP error, not JSON, not JSON-able
-            return Decision.deny(
+            return Decision.failure(
                 f"the OPA server gave no answer ({type(error).__name__})", self.policy_version
             )
         if not isinstance(body, dict) or "result" not in body:
-            return Decision.deny("the data-use policy gave no decision", self.policy_version)
+            return Decision.failure("the data-use policy gave no decision", self.policy_version)
         try:
             return Decision.from_value(body["result"])
         except Exception as error:  # fail closed on a value that is not the decision object
-            return Decision.deny(
+            return Decision.failure(
                 f"the data-use policy could not be evaluated ({type(error).__name__})",
                 self.policy_version,
             )

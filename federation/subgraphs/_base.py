@@ -22,6 +22,7 @@ from strawberry.federation.schema import FederationAny
 
 from datatrust.errors import AccessDenied
 from datatrust.policies import Permit, Requester
+from datatrust.trust import PurposeRegister
 
 __all__ = [
     "FEDERATION_VERSION",
@@ -77,6 +78,7 @@ class NodeContext:
     requester: Requester | None = None
     disclosed: Disclosed = field(default_factory=Disclosed)
     keys: NodeKeys | None = None
+    register: PurposeRegister | None = None
 
 
 @dataclass(frozen=True, slots=True)

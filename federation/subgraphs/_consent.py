@@ -107,6 +107,7 @@ class ConsentMutation:
             actor=requester.label,
             expires_at=expires_at,
             notice_version=notice_version,
+            register=context.register,
         )
         return ConsentRecordView.of(record)
 
@@ -126,6 +127,7 @@ class ConsentMutation:
             actor=requester.label,
             by_subject=by_subject,
             source=f"graphql via {requester.client_id or 'unknown client'}",
+            register=context.register,
         )
         return ConsentRecordView.of(record)
 

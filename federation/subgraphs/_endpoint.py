@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from datatrust.errors import (
+    AccessDenied,
     DatatrustError,
     QueryError,
     StoreError,
@@ -45,6 +46,8 @@ from datatrust.trust import AuditEntry
 __all__ = ["RequestOutcome", "SubgraphEndpoint", "read_graphql_request"]
 
 logger = logging.getLogger("datatrust.node")
+PSEUDONYMISABLE = frozenset({"Person.pseudonym"})
+"""The fields a node can give in an agreement's own pseudonymised form."""
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -176,7 +179,13 @@ class SubgraphEndpoint:
             access,
             request.headers.get("x-request-id"),
         )
-        context = NodeContext(engine=self.engine, permit=None, node_id=self.node_id, keys=self.keys)
+        context = NodeContext(
+            engine=self.engine,
+            permit=None,
+            node_id=self.node_id,
+            keys=self.keys,
+            register=self.runtime.register,
+        )
         if not access.is_metadata_only:
             try:
                 context.requester = self.authenticate(request.headers.get("authorization"))
@@ -220,6 +229,13 @@ class SubgraphEndpoint:
         permit = self.runtime.cached(request)
         if permit is None:
             permit = await asyncio.to_thread(self.runtime.decide, request)
+        unsupported = sorted(set(permit.obligations.pseudonymise) - PSEUDONYMISABLE)
+        if unsupported:  # an obligation the node cannot meet refuses, never passes data as is
+            raise AccessDenied(
+                f"access denied: agreement {permit.agreement} asks for {', '.join(unsupported)} "
+                "in pseudonymised form, which this node can only give for Person.pseudonym",
+                policy_version=permit.policy_version,
+            )
         return permit
 
     def _record(

@@ -141,6 +141,7 @@ def test_a_policy_that_does_not_compile_denies_every_request(tmp_path: Path) -> 
             allow=False,
             reasons=("the data-use policy did not compile (RegoError)",),
             policy_version="v9",
+            failed=True,
         ),
     )
 
@@ -148,7 +149,7 @@ def test_a_policy_that_does_not_compile_denies_every_request(tmp_path: Path) -> 
 def test_an_undefined_decision_is_a_deny(tmp_path: Path) -> None:
     source = 'package datause.decision\n\ndecision := {"allow": true} if input.never\n'
     engine = EmbeddedRegoEngine(_write_policy(tmp_path / "undefined", source), {})
-    assert engine.decide({"purpose": "research"}) == Decision.deny(
+    assert engine.decide({"purpose": "research"}) == Decision.failure(
         "the data-use policy gave no decision"
     )
 
@@ -166,6 +167,7 @@ def test_a_decision_that_is_not_the_decision_object_is_a_deny(tmp_path: Path, va
         reasons=("the data-use policy could not be evaluated (ValueError)",),
         policy_version="v2",
         obligations=Obligations(),
+        failed=True,
     )
 
 

@@ -194,3 +194,28 @@ def test_a_cached_permit_never_stands_in_for_a_token_that_does_not_allow_the_pur
     assert runtime.cached(request) is None
     with pytest.raises(AccessDenied, match="does not allow purpose"):
         runtime.decide(request)
+
+
+def test_an_engine_failure_is_not_remembered_and_the_engine_is_rebuilt(source):
+    """An OPA that restarted has lost its policy: the node must not refuse all day."""
+    built = []
+
+    class Flaky:
+        compiled = True
+
+        def __init__(self) -> None:
+            self.fail = not built  # the first engine fails, its rebuilt successor decides
+            built.append(self)
+
+        def decide(self, request):
+            if self.fail:
+                return Decision.failure("the OPA server gave no answer (ConnectError)")
+            return Decision(allow=True, reasons=("ok",), agreement="a", policy_version="v1")
+
+    runtime = PolicyRuntime(
+        source, source.stamp, engine_factory=lambda *a: Flaky(), check_interval=0
+    )
+    with pytest.raises(AccessDenied, match="gave no answer"):
+        ask(runtime)
+    assert ask(runtime).agreement == "a"
+    assert len(built) == 2

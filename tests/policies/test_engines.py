@@ -67,7 +67,7 @@ def _closed_port() -> int:
 
 def test_a_server_that_is_down_denies_every_request() -> None:
     engine = OpaEngine(None, None, f"http://127.0.0.1:{_closed_port()}", timeout=1)
-    assert engine.decide(CASE["input"]) == Decision.deny(
+    assert engine.decide(CASE["input"]) == Decision.failure(
         "the OPA server gave no answer (ConnectionError)"
     )
 
@@ -77,7 +77,9 @@ def test_a_server_down_when_loading_leaves_an_engine_that_denies() -> None:
     engine = OpaEngine(POLICY_DIR, {"policy_version": "v7"}, url, timeout=1)
     assert (engine.compiled, engine.decide(CASE["input"])) == (
         False,
-        Decision.deny("the data-use policy could not be loaded into OPA (ConnectionError)", "v7"),
+        Decision.failure(
+            "the data-use policy could not be loaded into OPA (ConnectionError)", "v7"
+        ),
     )
 
 
@@ -108,14 +110,14 @@ def test_a_server_down_when_loading_leaves_an_engine_that_denies() -> None:
 )
 def test_an_answer_that_is_not_a_decision_is_a_deny(status: int, body: bytes, reason: str) -> None:
     with broken_opa(status, body) as (url, _):
-        assert OpaEngine(None, None, url).decide(CASE["input"]) == Decision.deny(reason)
+        assert OpaEngine(None, None, url).decide(CASE["input"]) == Decision.failure(reason)
 
 
 def test_a_server_slower_than_the_timeout_is_a_deny() -> None:
     answer = json.dumps({"result": CASE["expected"]}).encode()
     with broken_opa(200, answer, delay=1.0) as (url, _):
         decision = OpaEngine(None, None, url, timeout=0.2).decide(CASE["input"])
-    assert decision == Decision.deny("the OPA server gave no answer (ReadTimeout)")
+    assert decision == Decision.failure("the OPA server gave no answer (ReadTimeout)")
 
 
 def test_an_input_that_is_not_json_is_a_deny_without_asking() -> None:
@@ -181,7 +183,7 @@ def test_a_policy_opa_refuses_leaves_an_engine_that_denies(opa_url: str, tmp_pat
     engine = OpaEngine(bad, {"policy_version": "v9"}, opa_url, namespace="odd")
     assert (engine.compiled, engine.decide(CASE["input"])) == (
         False,
-        Decision.deny("the data-use policy could not be loaded into OPA (RegoParseError)", "v9"),
+        Decision.failure("the data-use policy could not be loaded into OPA (RegoParseError)", "v9"),
     )
 
 
@@ -202,7 +204,7 @@ def test_a_decision_opa_gives_that_is_not_the_decision_object_is_a_deny(
 ) -> None:
     odd = _policy(tmp_path / "odd", decision=f"package datause.decision\n\n{rule}\n")
     engine = OpaEngine(odd, {"policy_version": "v2"}, opa_url, namespace="odd")
-    assert (engine.compiled, engine.decide(CASE["input"])) == (True, Decision.deny(reason, "v2"))
+    assert (engine.compiled, engine.decide(CASE["input"])) == (True, Decision.failure(reason, "v2"))
 
 
 def test_loading_replaces_only_the_engines_own_namespace(opa_url: str, tmp_path: Path) -> None:
@@ -231,7 +233,7 @@ def test_another_policy_of_the_same_package_under_another_namespace_denies(
     other = _policy(tmp_path / "other", decision=ALLOW_ALL)
     OpaEngine(other, None, opa_url, namespace="node-b")
     decision = first.decide(CASE["input"])
-    assert decision == Decision.deny("the OPA server gave no answer (HTTPError)", VERSION)
+    assert decision == Decision.failure("the OPA server gave no answer (HTTPError)", VERSION)
 
 
 ALLOW_ALL = """package datause.decision
