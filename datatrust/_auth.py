@@ -24,8 +24,10 @@ def trusted_issuers(settings) -> list[IssuerSetting]:
     """The issuers a process accepts: those its signed trust directory lists, if it has one.
 
     Each issuer may speak only for the agencies whose directory entries list it, so an
-    agency's own identity provider cannot vouch for another agency's people. Without a
-    directory, the issuers named in the settings.
+    agency's own identity provider cannot vouch for another agency's people. Those entries
+    are the members with a node and the member agencies without one (a university that only
+    receives research extracts): both may ask, and the agreements decide what they get.
+    Without a directory, the issuers named in the settings.
     """
     if settings.directory is None:
         return list(settings.issuers)
@@ -37,7 +39,8 @@ def trusted_issuers(settings) -> list[IssuerSetting]:
         settings.directory, load_operator_public_key(settings.operator_public_key)
     )
     agencies: dict[tuple[str, str], list[str]] = {}
-    for member in loaded.directory.members:
+    directory = loaded.directory
+    for member in (*directory.members, *directory.agencies):
         for issuer in member.issuers:
             agencies.setdefault((issuer.issuer, issuer.jwks_uri), []).append(member.agency)
     return [
@@ -92,6 +95,7 @@ def build_authenticator(
             client_id=verified.client_id,
             purposes=verified.purposes,
             issuer=verified.issuer,
+            person=verified.person,
         )
 
     return authenticate

@@ -1,9 +1,11 @@
 """``datatrust init`` and ``datatrust directory show|sign|verify``: the operator's trust material.
 
 ``init_local_trust`` is also what ``up`` calls on every start: it creates what is missing (the
-operator key, the trust CA, a certificate per part, the signed directory of the demo trust)
-and changes no file when everything is in place and the directory is not close to expiry.
-It manages the directory entries of the demo parts; members an operator adds are kept.
+operator key, the trust CA, a certificate per part, the signed directory of the demo trust,
+and the trust's first policy version: the shipped documents, published as v1) and changes no
+file when everything is in place and the directory is not close to expiry. It manages the
+directory entries of the demo parts; members and agencies an operator adds are kept, and a
+policy version a DPO published is never replaced.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ RESIGN_BEFORE = dt.timedelta(days=7)
 
 NODE_CAPABILITIES = ("subgraph", "ingest-webhooks")
 
+DEMO_NODELESS_AGENCIES = ("university",)
+"""Agencies of the demo trust that run no node but receive data under its agreements (the
+university is a party to the research agreement), listed so the nodes accept their tokens."""
+
 console = Console()
 err_console = Console(stderr=True)
 DataDir = Annotated[
@@ -76,6 +82,9 @@ class InitResult:
     pki: TrustPki
     directory: TrustDirectory
     is_directory_signed_now: bool
+    policy_version: str
+    """The policy version in force, as nodes name it at ``/readyz`` (``v1 (agreements ...)``)."""
+    is_policy_published_now: bool
 
 
 def init_local_trust(
@@ -89,6 +98,14 @@ def init_local_trust(
     now = now or dt.datetime.now(dt.UTC)
     data_dir.mkdir(parents=True, exist_ok=True)
     pki = init_trust_pki(data_dir, TRUST_PARTS, subject_names=_subject_names(host))
+    directory, is_signed_now = _ensure_directory(data_dir, pki, host, base_port, now)
+    policy_version, is_published_now = _ensure_policy(data_dir)
+    return InitResult(pki, directory, is_signed_now, policy_version, is_published_now)
+
+
+def _ensure_directory(
+    data_dir: Path, pki: TrustPki, host: str, base_port: int, now: dt.datetime
+) -> tuple[TrustDirectory, bool]:
     key = load_or_create_operator_key(data_dir)
     existing = _current_document(data_dir, key)
     desired = _demo_document(pki, host, base_port)
@@ -96,7 +113,7 @@ def init_local_trust(
         merged = _merge(existing, desired)
         expires_at = TrustDirectory.from_document(existing).expires_at
         if merged == existing and expires_at - now > RESIGN_BEFORE:
-            return InitResult(pki, TrustDirectory.from_document(existing), False)
+            return TrustDirectory.from_document(existing), False
         desired = merged
     desired |= {
         "version": _last_version(data_dir, existing) + 1,
@@ -105,7 +122,21 @@ def init_local_trust(
     }
     directory = TrustDirectory.from_document(desired)
     _write_signed(data_dir, directory, sign_directory(directory, key))
-    return InitResult(pki, directory, True)
+    return directory, True
+
+
+def _ensure_policy(data_dir: Path) -> tuple[str, bool]:
+    """Publish the shipped documents as version 1 when nothing is published yet.
+
+    Until then a node decides with the shipped documents labelled "shipped", which no DPO
+    published and no history records; after it, ``/readyz`` and every audit entry name v1,
+    and ``policy history``, ``diff`` and ``rollback`` have a version to start from.
+    """
+    from datatrust.policies.lifecycle import ensure_initial_version, read_published
+
+    is_published_now = read_published(data_dir) is None
+    published = ensure_initial_version(data_dir, "datatrust init")
+    return published.policy_version, is_published_now
 
 
 def _demo_document(pki: TrustPki, host: str, base_port: int) -> dict[str, Any]:
@@ -129,21 +160,34 @@ def _demo_document(pki: TrustPki, host: str, base_port: int) -> dict[str, Any]:
             "certificate_sha256": pki.fingerprints["gateway"],
         },
         "tools": [{"name": "tool", "certificate_sha256": pki.fingerprints["tool"], "role": "tool"}],
+        "agencies": [{"agency": name, "issuers": issuers} for name in DEMO_NODELESS_AGENCIES],
     }
 
 
 def _merge(existing: dict[str, Any], demo: dict[str, Any]) -> dict[str, Any]:
-    """``existing`` with the demo parts' entries replaced by ``demo``'s; others kept in order."""
+    """``existing`` with the demo parts' entries replaced by ``demo``'s; others kept in order.
+
+    A demo agency that an operator has since given a node (a member with that agency) is
+    not listed again as an agency without one.
+    """
     demo_nodes = {m["node_id"]: m for m in demo["members"]}
     demo_tools = {t["name"]: t for t in demo["tools"]}
+    demo_agencies = {a["agency"]: a for a in demo["agencies"]}
     members = [demo_nodes.pop(m["node_id"], m) for m in existing["members"]]
+    members += demo_nodes.values()
     tools = [demo_tools.pop(t["name"], t) for t in existing.get("tools", [])]
-    return {
+    agencies = [demo_agencies.pop(a["agency"], a) for a in existing.get("agencies", [])]
+    with_nodes = {m["agency"] for m in members}
+    agencies = [a for a in (*agencies, *demo_agencies.values()) if a["agency"] not in with_nodes]
+    merged = {
         **existing,
-        "members": [*members, *demo_nodes.values()],
+        "members": members,
         "gateway": demo["gateway"],
         "tools": [*tools, *demo_tools.values()],
     }
+    if agencies:
+        merged["agencies"] = agencies
+    return merged
 
 
 def _current_document(data_dir: Path, key: ECKey) -> dict[str, Any] | None:
@@ -189,7 +233,7 @@ def init_command(
         int, typer.Option(help="Gateway port; nodes on the next three, identity on +4.")
     ] = 8400,
 ) -> None:
-    """Create keys, the trust CA and certificates, and the signed directory (keeps what exists)."""
+    """Create keys, the CA, certificates, the signed directory and policy v1 (keeps what exists)."""
     data_dir = data_dir.resolve()
     result = init_local_trust(data_dir, host=host, base_port=base_port)
     console.print(f"Trust CA: {result.pki.ca}", highlight=False, soft_wrap=True)
@@ -209,6 +253,8 @@ def init_command(
         highlight=False,
         soft_wrap=True,
     )
+    state = "published now" if result.is_policy_published_now else "in force"
+    console.print(f"Policy: {result.policy_version}, {state}", highlight=False, soft_wrap=True)
 
 
 directory_app = typer.Typer(help="The signed trust directory: show, sign and verify it.")
@@ -239,6 +285,9 @@ def directory_show(data_dir: DataDir = DEFAULT_DATA_DIR, key: KeyOption = None) 
     table.add_row("gateway", "gateway", "", gateway.endpoint, gateway.certificate_sha256, "")
     for t in directory.tools:
         table.add_row("tool", t.name, "", "", t.certificate_sha256, f"role: {t.role}")
+    for a in directory.agencies:
+        issuers = ", ".join(i.issuer for i in a.issuers)
+        table.add_row("agency", "", a.agency, "", "", f"no node; issuers: {issuers}")
     console.print(table)
     if problem is not None:
         err_console.print(

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._ratelimit import RateLimiter
-from datatrust.errors import DatatrustError, StoreError
+from datatrust.errors import DatatrustError, SourceError, StoreError
 from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
 from datatrust.network import client_ssl_context
@@ -101,11 +101,18 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             """Nodes see the gateway's certificate, which proves who calls, not what it may see."""
             return httpx.AsyncClient(verify=context)
 
+    def policy_in_force() -> dict[str, str | None]:
+        """``/readyz`` names the policy version the gateway decides with, as nodes do."""
+        if runtime.register is None:
+            raise SourceError(f"no data-use policy in force ({runtime.load_error})")
+        return {"policy_version": runtime.policy_version, "policy_problem": runtime.load_error}
+
     return create_gateway_app(
         dict(settings.nodes),
         authorize=authorize,
         client_factory=client_factory,
         timeout_seconds=settings.timeout_seconds,
+        readiness=policy_in_force,
     )
 
 

@@ -8,6 +8,7 @@ a peer only through this package.
 """
 
 from datatrust.network._directory import (
+    DirectoryAgency,
     DirectoryGateway,
     DirectoryIssuer,
     DirectoryMember,
@@ -36,6 +37,7 @@ from datatrust.network._tls import (
 
 __all__ = [
     "DIRECTORY_TYPE",
+    "DirectoryAgency",
     "DirectoryError",
     "DirectoryGateway",
     "DirectoryIssuer",

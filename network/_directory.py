@@ -1,6 +1,11 @@
 """The trust directory: who the members are, where their nodes listen, which certificates and
 token issuers speak for them. One JSON document, signed by the trust operator (``_signing.py``).
 
+Members that run a node are listed under ``members``; member agencies that run none (they
+only receive data under agreements, like a university research team) under the optional
+``agencies``, with just the issuers their people and systems sign in with. A document
+without ``agencies`` is the same document it always was.
+
 Each record validates itself when built and quotes the rule it enforces, so a document that
 breaks a rule is refused whole, naming the JSON path: a node never runs on half a directory.
 """
@@ -18,6 +23,7 @@ from urllib.parse import urlsplit
 from datatrust.network._errors import DirectoryError
 
 __all__ = [
+    "DirectoryAgency",
     "DirectoryGateway",
     "DirectoryIssuer",
     "DirectoryMember",
@@ -77,6 +83,29 @@ class DirectoryMember:
 
 
 @dataclass(frozen=True)
+class DirectoryAgency:
+    """A member agency that runs no node: it holds no data, so it has no endpoint or certificate.
+
+    It receives data under the trust's agreements (the university in the demo's research
+    agreement), so the nodes must still know which identity providers may vouch for its
+    people and systems: ``issuers``. Whether it may see anything is for the agreements to
+    say; being listed here only lets its tokens be verified.
+    """
+
+    agency: str
+    issuers: tuple[DirectoryIssuer, ...]
+
+    def __post_init__(self) -> None:
+        _check_slug(self.agency, "agency")
+        if not self.issuers:
+            raise DirectoryError(
+                "no token issuer: an agency without a node is listed only for the issuers its "
+                "people and systems sign in with",
+                location="issuers",
+            )
+
+
+@dataclass(frozen=True)
 class DirectoryGateway:
     """The trust's gateway: its certificate proves it is the gateway, not that it may see data."""
 
@@ -116,7 +145,7 @@ class DirectoryPeer:
 
 @dataclass(frozen=True)
 class TrustDirectory:
-    """The whole directory, as signed: members, the gateway and local tools."""
+    """The whole directory, as signed: members, the gateway, local tools and nodeless agencies."""
 
     trust: str
     version: int
@@ -125,6 +154,7 @@ class TrustDirectory:
     members: tuple[DirectoryMember, ...]
     gateway: DirectoryGateway
     tools: tuple[DirectoryTool, ...] = ()
+    agencies: tuple[DirectoryAgency, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.trust, str) or not self.trust.strip():
@@ -141,6 +171,15 @@ class TrustDirectory:
             raise DirectoryError("a trust directory lists at least one member", location="members")
         _check_unique([m.node_id for m in self.members], "node_id", "members")
         _check_unique([t.name for t in self.tools], "name", "tools")
+        _check_unique([a.agency for a in self.agencies], "agency", "agencies")
+        with_nodes = {m.agency for m in self.members}
+        for index, agency in enumerate(self.agencies):
+            if agency.agency in with_nodes:
+                raise DirectoryError(
+                    f"agency {agency.agency!r} runs a node: list its issuers on its entry in "
+                    "members, not here",
+                    location=f"agencies[{index}]",
+                )
         owners: dict[str, str] = {}
         for location, fingerprint in self._certificates():
             if fingerprint in owners:
@@ -164,12 +203,21 @@ class TrustDirectory:
         return None
 
     def issuers_for(self, agency: str) -> tuple[DirectoryIssuer, ...]:
-        """The issuers whose tokens may speak for ``agency`` (none if it is not a member)."""
-        return tuple(i for m in self.members if m.agency == agency for i in m.issuers)
+        """The issuers whose tokens may speak for ``agency`` (none if it is not a member).
+
+        A member is an agency with a node (``members``) or without one (``agencies``).
+        """
+        return tuple(
+            i for m in (*self.members, *self.agencies) if m.agency == agency for i in m.issuers
+        )
 
     def to_document(self) -> dict[str, Any]:
-        """The JSON document (the exact inverse of ``from_document``)."""
-        return {
+        """The JSON document (the exact inverse of ``from_document``).
+
+        ``agencies`` is written only when there are some, so a directory without nodeless
+        agencies stays readable by nodes that predate the key.
+        """
+        document = {
             "trust": self.trust,
             "version": self.version,
             "issued_at": _timestamp(self.issued_at),
@@ -181,7 +229,7 @@ class TrustDirectory:
                     "endpoint": m.endpoint,
                     "certificate_sha256": m.certificate_sha256,
                     "capabilities": list(m.capabilities),
-                    "issuers": [{"issuer": i.issuer, "jwks_uri": i.jwks_uri} for i in m.issuers],
+                    "issuers": [_issuer_document(i) for i in m.issuers],
                 }
                 for m in self.members
             ],
@@ -194,22 +242,30 @@ class TrustDirectory:
                 for t in self.tools
             ],
         }
+        if self.agencies:
+            document["agencies"] = [
+                {"agency": a.agency, "issuers": [_issuer_document(i) for i in a.issuers]}
+                for a in self.agencies
+            ]
+        return document
 
     @classmethod
     def from_document(cls, document: Any) -> TrustDirectory:
         """Build from parsed JSON, refusing unknown or missing keys by name and JSON path."""
-        top = _fields(document, "", _TOP_KEYS, optional={"tools"})
+        top = _fields(document, "", _TOP_KEYS, optional={"tools", "agencies"})
         members = []
         for index, raw in enumerate(_list(top["members"], "members")):
             where = f"members[{index}]"
             member = _fields(raw, where, _MEMBER_KEYS)
-            issuers = []
-            for number, raw_issuer in enumerate(_list(member["issuers"], f"{where}.issuers")):
-                issuer = _fields(raw_issuer, f"{where}.issuers[{number}]", _ISSUER_KEYS)
-                issuers.append(_build(DirectoryIssuer, issuer, f"{where}.issuers[{number}]"))
             member["capabilities"] = tuple(_list(member["capabilities"], f"{where}.capabilities"))
-            member["issuers"] = tuple(issuers)
+            member["issuers"] = _issuers(member["issuers"], f"{where}.issuers")
             members.append(_build(DirectoryMember, member, where))
+        agencies = []
+        for index, raw in enumerate(_list(top.get("agencies", []), "agencies")):
+            where = f"agencies[{index}]"
+            agency = _fields(raw, where, _AGENCY_KEYS)
+            agency["issuers"] = _issuers(agency["issuers"], f"{where}.issuers")
+            agencies.append(_build(DirectoryAgency, agency, where))
         gateway = _build(
             DirectoryGateway, _fields(top["gateway"], "gateway", _GATEWAY_KEYS), "gateway"
         )
@@ -227,6 +283,7 @@ class TrustDirectory:
                 "members": tuple(members),
                 "gateway": gateway,
                 "tools": tuple(tools),
+                "agencies": tuple(agencies),
             },
             "",
         )
@@ -239,11 +296,32 @@ class TrustDirectory:
         ]
 
 
-_TOP_KEYS = ("trust", "version", "issued_at", "expires_at", "members", "gateway", "tools")
+_TOP_KEYS = (
+    "trust",
+    "version",
+    "issued_at",
+    "expires_at",
+    "members",
+    "gateway",
+    "tools",
+    "agencies",
+)
 _MEMBER_KEYS = ("agency", "node_id", "endpoint", "certificate_sha256", "capabilities", "issuers")
 _ISSUER_KEYS = ("issuer", "jwks_uri")
 _GATEWAY_KEYS = ("endpoint", "certificate_sha256")
 _TOOL_KEYS = ("name", "certificate_sha256", "role")
+_AGENCY_KEYS = ("agency", "issuers")
+
+
+def _issuers(raw: Any, where: str) -> tuple[DirectoryIssuer, ...]:
+    return tuple(
+        _build(DirectoryIssuer, _fields(item, f"{where}[{n}]", _ISSUER_KEYS), f"{where}[{n}]")
+        for n, item in enumerate(_list(raw, where))
+    )
+
+
+def _issuer_document(issuer: DirectoryIssuer) -> dict[str, str]:
+    return {"issuer": issuer.issuer, "jwks_uri": issuer.jwks_uri}
 
 
 def _fields(

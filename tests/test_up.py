@@ -135,6 +135,8 @@ def row_counts(data_dir: Path) -> dict[str, dict[str, int]]:
 def trust(tmp_path_factory):
     running = Trust(tmp_path_factory.mktemp("trust"))
     running.token = token(running, "service-planning research")
+    # (purpose, client) -> token, for the demo clients' tests; analyst-cli's allows both.
+    running.tokens = {("service-planning", "analyst-cli"): running.token}
     yield running
     if running.process.poll() is None:
         running.stop()
@@ -146,24 +148,23 @@ def datatrust_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def token(trust: Trust, purpose: str) -> str:
+def token(trust: Trust, purpose: str, client: str | None = None) -> str:
     """An access token through the real client credentials flow, as a user gets one."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "datatrust",
-            "token",
-            "--purpose",
-            purpose,
-            "--data-dir",
-            str(trust.data_dir),
-        ],
+    result = datatrust_token(trust, purpose, client)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def datatrust_token(trust: Trust, purpose: str, client: str | None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "datatrust", "token", "--purpose", purpose]
+    if client is not None:
+        command += ["--client", client]
+    return subprocess.run(
+        [*command, "--data-dir", str(trust.data_dir)],
         capture_output=True,
         text=True,
-        check=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
-    return result.stdout.strip()
 
 
 TLS_CONTEXTS: dict[str, ssl.SSLContext] = {}
@@ -402,6 +403,254 @@ def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
     (entity,) = response.json()["data"]["_entities"]
     assert entity["code"] == "E01009522"
     assert isinstance(entity["encounterCount"], int)
+
+
+POLICY_V1 = "v1 (agreements 2026-11-26, purposes 2026-11-01)"
+
+
+def test_every_part_names_policy_version_1_published_on_first_run(trust):
+    nodes = {
+        node: httpx.get(url.replace("/graphql", "/readyz"), verify=tool_tls(trust.run)).json()
+        for node, url in trust.run["nodes"].items()
+    }
+    assert nodes == {
+        node: {"status": "ready", "node": node, "policy_version": POLICY_V1, "policy_problem": None}
+        for node in ("council", "health", "social-care")
+    }
+    gateway = httpx.get(trust.run["gateway"].replace("/graphql", "/readyz")).json()
+    assert (gateway["status"], gateway["policy_version"]) == ("ready", POLICY_V1)
+    manifest = json.loads(
+        (trust.data_dir / "policies" / "versions" / "1" / "manifest.json").read_text()
+    )
+    assert (manifest["kind"], manifest["author"]) == ("initial", "datatrust init")
+
+
+def ask(trust: Trust, part: str, query: str, purpose: str, client: str, variables=None) -> dict:
+    """The JSON answer of ``part`` (the gateway or a node, directly) to a demo client's query."""
+    url = trust.run["gateway"] if part == "gateway" else trust.run["nodes"][part]
+    if (purpose, client) not in trust.tokens:
+        trust.tokens[purpose, client] = token(trust, purpose, client)
+    response = post(
+        url,
+        query,
+        purpose,
+        variables,
+        bearer=trust.tokens[purpose, client],
+        verify=tool_tls(trust.run),
+    )
+    body = response.json()
+    body["status"] = response.status_code
+    return body
+
+
+def research_cohort(trust: Trust, node: str) -> set[str]:
+    """Trust pseudonyms of those the research agreement lets through, computed in SQL."""
+    table = "person" if node == "health" else "care_episode"
+    with sqlite3.connect(trust.data_dir / f"{node}.db") as db:
+        rows = db.execute(
+            f"SELECT DISTINCT t.pseudonym FROM {table} t "  # noqa: S608 - fixed names
+            "JOIN consent c ON c.pseudonym = t.pseudonym AND c.purpose_id = 'research' "
+            "AND c.state = 'ConsentGiven' "
+            "WHERE t.pseudonym NOT IN (SELECT pseudonym FROM national_opt_out)"
+        )
+        return {row[0] for row in rows}
+
+
+def everyone(trust: Trust, node: str) -> set[str]:
+    table = "person" if node == "health" else "care_episode"
+    with sqlite3.connect(trust.data_dir / f"{node}.db") as db:
+        rows = db.execute(
+            f"SELECT DISTINCT pseudonym FROM {table} WHERE pseudonym IS NOT NULL"  # noqa: S608
+        )
+        return {row[0] for row in rows}
+
+
+RESEARCH_JOIN = (
+    "{ patients(first: 1000) { pseudonym birthYear areaCode careEpisodes { serviceType start } } }"
+)
+CARE_RECIPIENTS = "{ careRecipients(first: 1000) { pseudonym careEpisodes { start } } }"
+
+
+@pytest.fixture(scope="module")
+def research(trust) -> dict[str, list[dict]]:
+    """The research answers: the join at the gateway, and each node's own people directly."""
+    gateway = ask(trust, "gateway", RESEARCH_JOIN, "research", "research-cli")
+    health = ask(
+        trust,
+        "health",
+        RESEARCH_JOIN.replace(" careEpisodes { serviceType start }", ""),
+        "research",
+        "research-cli",
+    )
+    care = ask(trust, "social-care", CARE_RECIPIENTS, "research", "research-cli")
+    for body in (gateway, health, care):
+        assert (body["status"], body.get("errors")) == (200, None), body
+    return {
+        "gateway": gateway["data"]["patients"],
+        "health": health["data"]["patients"],
+        "social-care": care["data"]["careRecipients"],
+    }
+
+
+def test_research_through_the_gateway_gets_the_consented_cohort_pseudonymised(trust, research):
+    people = research["gateway"]
+    cohort = research_cohort(trust, "health")
+    assert 0 < len(people) == len(cohort) < len(everyone(trust, "health"))
+    assert all(p["pseudonym"].startswith("r-") for p in people)  # never the trust pseudonym
+    assert not {p["pseudonym"] for p in people} & everyone(trust, "health")
+    assert all(p["areaCode"] is None for p in people)  # masked at the node
+    assert all(isinstance(p["birthYear"], int) for p in people)
+
+
+def test_research_at_each_node_directly_gets_the_same_people_as_through_the_gateway(
+    trust, research
+):
+    assert research["health"] == [
+        {k: v for k, v in p.items() if k != "careEpisodes"} for p in research["gateway"]
+    ]
+    recipients = research["social-care"]
+    assert 0 < len(recipients) == len(research_cohort(trust, "social-care"))
+    assert all(p["pseudonym"].startswith("r-") for p in recipients)
+
+
+def test_the_gateway_joins_care_episodes_only_of_people_consented_at_social_care(trust, research):
+    consented_there = {p["pseudonym"]: p for p in research["social-care"]}
+    joined = [p for p in research["gateway"] if p["careEpisodes"]]
+    assert joined, "some of the cohort have care episodes"
+    for person in joined:
+        assert person["pseudonym"] in consented_there
+        starts = [e["start"] for e in consented_there[person["pseudonym"]]["careEpisodes"]]
+        assert [e["start"] for e in person["careEpisodes"]] == starts
+    assert any(e["serviceType"] for p in joined for e in p["careEpisodes"])
+
+
+def is_disclosure_controlled(count: int | None) -> bool:
+    """Suppressed (null), zero, or at least the minimum cell size and rounded to 5."""
+    return count is None or count == 0 or (count >= 10 and count % 5 == 0)
+
+
+def test_service_planning_gets_suppressed_and_rounded_counts_through_the_gateway(trust):
+    query = "{ areas(first: 1000) { code encounterCount openCareEpisodes } }"
+    body = ask(trust, "gateway", query, "service-planning", "analyst-cli")
+    assert (body["status"], body.get("errors")) == (200, None), body
+    counts = [a[f] for a in body["data"]["areas"] for f in ("encounterCount", "openCareEpisodes")]
+    assert all(is_disclosure_controlled(c) for c in counts), counts
+    assert None in counts, "small cells are suppressed, not shown"
+    assert any(c and c >= 10 for c in counts)
+
+
+@pytest.mark.parametrize(
+    ("node", "field"), [("health", "encounterCount"), ("social-care", "openCareEpisodes")]
+)
+def test_service_planning_gets_suppressed_and_rounded_counts_at_each_node(trust, node, field):
+    codes = [
+        a["code"]
+        for a in ask(
+            trust, "gateway", "{ areas(first: 1000) { code } }", "service-planning", "analyst-cli"
+        )["data"]["areas"]
+    ]
+    body = ask(
+        trust,
+        node,
+        ENTITIES_QUERY % field,
+        "service-planning",
+        "analyst-cli",
+        {"r": [{"__typename": "Area", "code": c} for c in codes]},
+    )
+    assert body["status"] == 200, body
+    counts = [e[field] for e in body["data"]["_entities"]]
+    assert all(is_disclosure_controlled(c) for c in counts), counts
+    assert body["extensions"]["disclosureControl"]["suppressedCells"] == counts.count(None)
+
+
+def test_service_planning_cannot_read_records(trust):
+    body = ask(trust, "gateway", "{ patients { birthYear } }", "service-planning", "analyst-cli")
+    assert (body["status"], body["data"]) == (403, None)
+    assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+
+def test_direct_care_gets_identifiable_records_through_the_gateway_and_at_the_node(trust):
+    query = "{ patients(first: 1000) { pseudonym areaCode careEpisodes { start end } } }"
+    gateway = ask(trust, "gateway", query, "direct-care", "care-cli")
+    node = ask(
+        trust, "health", query.replace(" careEpisodes { start end }", ""), "direct-care", "care-cli"
+    )
+    assert (gateway["status"], gateway.get("errors"), node["status"]) == (200, None, 200), gateway
+    people = gateway["data"]["patients"]
+    assert {p["pseudonym"] for p in people} == everyone(trust, "health")  # no consent filter
+    assert any(p["areaCode"] for p in people)
+    assert node["data"]["patients"] == [
+        {"pseudonym": p["pseudonym"], "areaCode": p["areaCode"]} for p in people
+    ]
+    with_care = {p["pseudonym"] for p in people if p["careEpisodes"]}
+    assert with_care == everyone(trust, "social-care") & everyone(trust, "health")
+
+
+def safeguarding_token(trust: Trust) -> str:
+    """A token for safeguarding from a social-care system registered with the live identity server.
+
+    No demo client may ask for safeguarding; one is registered here, as an operator would,
+    so the refusal tested is the nodes' and the gateway's, not the identity server's.
+    """
+    from datatrust._identity_cli import _identity_settings
+    from datatrust.settings import IdentityServerSettings, load_settings
+    from datatrust.trust.identity import IdentityService
+
+    config = trust.data_dir / "config" / "identity.toml"
+    settings = load_settings(IdentityServerSettings, toml_path=config, environ={})
+    secret = IdentityService(_identity_settings(settings)).register_client(
+        "safeguarding-team",
+        agency="social-care",
+        purposes=["safeguarding"],
+        roles=["safeguarding-lead"],
+    )
+    response = httpx.post(
+        f"{trust.run['identity']}/token",
+        data={"grant_type": "client_credentials", "scope": "safeguarding"},
+        auth=("safeguarding-team", secret),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+@pytest.mark.parametrize("part", ["gateway", "social-care"])
+def test_safeguarding_is_refused_while_its_agreement_is_a_draft(trust, part):
+    if ("safeguarding", "safeguarding-team") not in trust.tokens:
+        trust.tokens["safeguarding", "safeguarding-team"] = safeguarding_token(trust)
+    url = trust.run["gateway"] if part == "gateway" else trust.run["nodes"][part]
+    query = "{ careRecipients(first: 5) { pseudonym careEpisodes { serviceType } } }"
+    response = post(
+        url,
+        query,
+        "safeguarding",
+        bearer=trust.tokens["safeguarding", "safeguarding-team"],
+        verify=tool_tls(trust.run),
+    )
+    assert response.status_code == 403
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] | {"reasons": None} == {
+        "code": "ACCESS_DENIED",
+        "purpose": "safeguarding",
+        "node": part,
+        "policy_version": POLICY_V1,
+        "reasons": None,
+    }
+    assert body["errors"][0]["message"] == (
+        "access denied: no agreement in force lets agency 'social-care' with these roles use "
+        f"data held at node '{part}' for purpose 'safeguarding' (policy {POLICY_V1})"
+    )
+
+
+def test_datatrust_token_refuses_a_demo_client_a_purpose_it_may_not_ask_for(trust):
+    refused = datatrust_token(trust, "service-planning", "research-cli")
+    assert refused.returncode == 2
+    assert (
+        "the identity server refused a token for purpose 'service-planning' to client "
+        "'research-cli': client 'research-cli' may not ask for service-planning; it may ask "
+        "for: research"
+    ) in " ".join(refused.stderr.split())
 
 
 def test_sigint_stops_every_process_and_a_second_up_duplicates_nothing(trust):

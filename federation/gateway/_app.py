@@ -68,12 +68,16 @@ def create_gateway_app(
     client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient,
     timeout_seconds: float = 10.0,
     startup_wait_seconds: float = 30.0,
+    readiness: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Starlette:
     """A Starlette app answering GraphQL across ``subgraphs`` (node name -> /graphql URL).
 
     On startup it fetches every node's SDL and composes (retrying with backoff for up to
     ``startup_wait_seconds`` in the background if a node is not up yet); ``app.state.gateway``
-    is the :class:`Gateway`, whose ``refresh()`` recomposes.
+    is the :class:`Gateway`, whose ``refresh()`` recomposes. ``readiness`` adds what the
+    process that embeds the gateway knows to ``/readyz`` (the trust gateway: the policy
+    version it decides with); a ``DatatrustError`` from it makes the gateway not ready,
+    with its message as the reason.
     """
     gateway = Gateway(
         subgraphs,
@@ -132,9 +136,13 @@ def create_gateway_app(
         return JSONResponse({"status": "alive"})
 
     async def readyz(_: Request) -> Response:
+        try:
+            facts = dict(readiness()) if readiness is not None else {}
+        except DatatrustError as error:
+            return JSONResponse({"status": "not ready", "reason": error.message}, 503)
         if gateway.supergraph is None:
             return JSONResponse({"status": "not ready", "problems": gateway.problems}, 503)
-        ready = {"status": "ready", "subgraphs": list(gateway.supergraph.subgraphs)}
+        ready = {"status": "ready", "subgraphs": list(gateway.supergraph.subgraphs), **facts}
         if gateway.problems:
             ready["last_refresh_problems"] = gateway.problems
         return JSONResponse(ready)

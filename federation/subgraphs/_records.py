@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from datatrust.federation.subgraphs._data import _in_period, _require
 from datatrust.federation.subgraphs._filters import restrict
@@ -26,7 +26,6 @@ __all__ = [
     "PersonRow",
     "care_episodes_of",
     "care_recipients",
-    "care_recipients_by_pseudonym",
     "encounters_of",
     "patients",
     "patients_by_pseudonym",
@@ -128,21 +127,6 @@ def care_recipients(engine: Engine, permit: Permit, first: int, after: str | Non
     query = restrict(query, permit, subject=CareEpisode.pseudonym, when=None)
     with engine.connect() as connection:
         return [row[0] for row in connection.execute(query)]
-
-
-def care_recipients_by_pseudonym(
-    engine: Engine, permit: Permit, pseudonyms: Sequence[str]
-) -> set[str]:
-    """Which of ``pseudonyms`` have care episodes here that the permit lets through."""
-    _require(permit)
-    query = (
-        select(CareEpisode.pseudonym, func.count(CareEpisode.id))
-        .where(CareEpisode.pseudonym.in_(pseudonyms))
-        .group_by(CareEpisode.pseudonym)
-    )
-    query = restrict(query, permit, subject=CareEpisode.pseudonym, when=None)
-    with engine.connect() as connection:
-        return {row[0] for row in connection.execute(query)}
 
 
 def care_episodes_of(

@@ -90,7 +90,7 @@ def _load_encounters(context: NodeContext, keys: list[tuple]) -> list[list[Encou
 )
 class Person:
     key: strawberry.Private[str]
-    row: strawberry.Private[PersonRow]
+    row: strawberry.Private[PersonRow | None]
 
     @strawberry.field(description="The person's pseudonym, in the form the agreement gives.")
     def pseudonym(self, info: strawberry.Info) -> strawberry.ID:
@@ -98,15 +98,15 @@ class Person:
 
     @strawberry.field(description="Year of birth.")
     def birth_year(self) -> int | None:
-        return self.row.birth_year
+        return self.row.birth_year if self.row else None
 
     @strawberry.field(description="Administrative gender (FHIR).")
     def gender(self) -> str | None:
-        return self.row.gender
+        return self.row.gender if self.row else None
 
     @strawberry.field(description="The LSOA of the person's address.")
     def area_code(self) -> str | None:
-        return self.row.lsoa_code
+        return self.row.lsoa_code if self.row else None
 
     @strawberry.field(description="The person's encounters in the period.")
     async def encounters(
@@ -119,11 +119,17 @@ class Person:
     async def resolve_reference(
         cls, info: strawberry.Info, pseudonym: strawberry.ID
     ) -> Person | None:
+        """Any well-formed pseudonym resolves; someone this node may not show has no data.
+
+        Another node's person may be unknown here, or not consented here: their fields are
+        then null and their encounters an empty list (the row filters decide), never a null
+        entity the gateway would have to spread over the rest of the answer.
+        """
         key = pseudonym_in(info, str(pseudonym))
         if key is None:
             return None
         row = await loader(info, "patients", _load_patients).load(key)
-        return None if row is None else cls(key=key, row=row)
+        return cls(key=key, row=row)
 
 
 @strawberry.type

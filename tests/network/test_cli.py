@@ -48,6 +48,9 @@ def test_init_creates_keys_ca_certificates_and_a_signed_directory(initialised):
         "directory.jws",
         "keys/operator.pem",
         "keys/operator.pub.pem",
+        "policies/.lock",
+        "policies/current.json",
+        *(f"policies/versions/1/{n}.json" for n in ["agreements", "manifest", "purposes"]),
         *(f"tls/{n}" for n in ["ca.key", "ca.pem", "council.key", "council.pem"]),
         *(f"tls/{n}" for n in ["gateway.key", "gateway.pem", "health.key", "health.pem"]),
         *(f"tls/{n}" for n in ["identity.key", "identity.pem", "social-care.key"]),
@@ -66,7 +69,30 @@ def test_a_second_init_changes_no_file(initialised):
     result = datatrust("init", data_dir=initialised)
     assert result.returncode == 0, result.stderr
     assert "(version 1, unchanged, expires " in result.stdout
+    assert "Policy: v1 (agreements 2026-11-26, purposes 2026-11-01), in force\n" in result.stdout
     assert files(initialised) == before
+
+
+def test_init_publishes_the_shipped_documents_as_policy_version_1_once(tmp_path):
+    from datatrust.policies.documents import demo_agreements, demo_register
+    from datatrust.policies.lifecycle import read_published, version_numbers
+
+    first = init_local_trust(tmp_path)
+    published = read_published(tmp_path)
+    assert (first.policy_version, first.is_policy_published_now) == (
+        "v1 (agreements 2026-11-26, purposes 2026-11-01)",
+        True,
+    )
+    assert (published.label, published.agreements, published.register) == (
+        "v1",
+        demo_agreements(),
+        demo_register(),
+    )
+    manifest = json.loads((tmp_path / "policies" / "versions" / "1" / "manifest.json").read_text())
+    assert (manifest["kind"], manifest["author"]) == ("initial", "datatrust init")
+    again = init_local_trust(tmp_path)
+    assert (again.policy_version, again.is_policy_published_now) == (first.policy_version, False)
+    assert version_numbers(tmp_path) == [1]
 
 
 def test_init_lists_the_demo_parts_with_their_certificates_and_endpoints(initialised):
@@ -82,6 +108,9 @@ def test_init_lists_the_demo_parts_with_their_certificates_and_endpoints(initial
     ]
     assert document["gateway"]["endpoint"] == "https://127.0.0.1:8400"
     assert [t["name"] for t in document["tools"]] == ["tool"]
+    assert document["agencies"] == [
+        {"agency": "university", "issuers": document["members"][0]["issuers"]}
+    ]
     result = datatrust("init", data_dir=initialised)
     for part, fingerprint in fingerprints.items():
         assert f"{part}: {initialised}/tls/{part}.pem (sha256 {fingerprint})" in result.stdout
@@ -101,6 +130,7 @@ def test_show_prints_every_party_and_the_signature_status(initialised):
     assert result.returncode == 0, result.stderr
     for name in ["council", "health", "social-care", "gateway", "tool", "https://127.0.0.1:8402"]:
         assert name in result.stdout
+    assert "no node; issuers: http://127.0.0.1:8404" in result.stdout
     assert "Signature: valid (operator key). Issued " in result.stdout
 
 
@@ -212,3 +242,43 @@ def test_init_keeps_members_an_operator_added(tmp_path):
         "https://127.0.0.1:9403",
         "https://127.0.0.1:8401",
     ]
+
+
+def test_init_keeps_agencies_an_operator_added_and_drops_a_demo_one_given_a_node(tmp_path):
+    first = init_local_trust(tmp_path)
+    document = first.directory.to_document()
+    issuers = document["members"][0]["issuers"]
+    university = {
+        **document["members"][0],
+        "agency": "university",
+        "node_id": "university",
+        "certificate_sha256": "0" * 64,
+    }
+    document |= {
+        "version": 2,
+        "members": [*document["members"], university],
+        "agencies": [{"agency": "housing", "issuers": issuers}],
+    }
+    key = load_or_create_operator_key(tmp_path)
+    signed = sign_directory(TrustDirectory.from_document(document), key)
+    (tmp_path / "directory.jws").write_text(signed)
+    again = init_local_trust(tmp_path)
+    assert (again.is_directory_signed_now, again.directory.version) == (False, 2)
+    assert [a.agency for a in again.directory.agencies] == ["housing"]
+    moved = init_local_trust(tmp_path, base_port=9400)
+    assert moved.directory.version == 3
+    assert [a.agency for a in moved.directory.agencies] == ["housing"]
+    assert [m.node_id for m in moved.directory.members][-1] == "university"
+
+
+def test_init_adds_the_demo_agencies_to_a_directory_signed_before_they_existed(tmp_path):
+    first = init_local_trust(tmp_path)
+    document = first.directory.to_document()
+    del document["agencies"]
+    key = load_or_create_operator_key(tmp_path)
+    (tmp_path / "directory.jws").write_text(
+        sign_directory(TrustDirectory.from_document(document), key)
+    )
+    upgraded = init_local_trust(tmp_path)
+    assert (upgraded.is_directory_signed_now, upgraded.directory.version) == (True, 2)
+    assert [a.agency for a in upgraded.directory.agencies] == ["university"]

@@ -6,8 +6,24 @@ import copy
 
 import pytest
 
-from datatrust.network import DirectoryError, DirectoryPeer, TrustDirectory
-from tests.network.conftest import directory_document
+from datatrust.network import (
+    DirectoryAgency,
+    DirectoryError,
+    DirectoryIssuer,
+    DirectoryPeer,
+    TrustDirectory,
+    load_operator_public_key,
+    operator_public_key_path,
+    verify_directory,
+)
+from tests.network.conftest import NOW, directory_document
+
+UNIVERSITY_IDP = {"issuer": "https://idp.uni.test", "jwks_uri": "https://idp.uni.test/jwks"}
+
+
+def with_university(document: dict) -> dict:
+    """``document`` with an agency that runs no node: the university of a research agreement."""
+    return {**document, "agencies": [{"agency": "university", "issuers": [UNIVERSITY_IDP]}]}
 
 
 def refusal(document: dict) -> str:
@@ -100,6 +116,57 @@ def test_peers_are_found_by_certificate_and_unknown_ones_are_none(trust):
             lambda d: d["tools"][0].__setitem__("role", "admin"),
             "tools[0].role: role is 'admin'; the only tool role is 'tool'",
         ),
+        (
+            lambda d: d.__setitem__("agencys", []),
+            "$: unknown key 'agencys'; the keys here are trust, version, issued_at, expires_at, "
+            "members, gateway, tools, agencies",
+        ),
+        (
+            lambda d: d.__setitem__(
+                "agencies",
+                [{"agency": "university", "issuers": [], "endpoint": "https://uni.test"}],
+            ),
+            "agencies[0]: unknown key 'endpoint'; the keys here are agency, issuers",
+        ),
+        (
+            lambda d: d.__setitem__("agencies", [{"agency": "university", "issuers": []}]),
+            "agencies[0].issuers: no token issuer: an agency without a node is listed only for "
+            "the issuers its people and systems sign in with",
+        ),
+        (
+            lambda d: d.__setitem__(
+                "agencies",
+                [{"agency": "university", "issuers": [{**UNIVERSITY_IDP, "kid": "k1"}]}],
+            ),
+            "agencies[0].issuers[0]: unknown key 'kid'; the keys here are issuer, jwks_uri",
+        ),
+        (
+            lambda d: d.__setitem__("agencies", [{"agency": "University", "issuers": []}]),
+            "agencies[0].agency: 'University' is not an id (lowercase letters, digits and '-', "
+            "starting with a letter or digit)",
+        ),
+        (
+            lambda d: d.__setitem__("agencies", [{"issuers": [UNIVERSITY_IDP]}]),
+            "agencies[0]: missing key 'agency'",
+        ),
+        (
+            lambda d: d.__setitem__("agencies", {"university": [UNIVERSITY_IDP]}),
+            "agencies: expected a JSON array, found dict",
+        ),
+        (
+            lambda d: d.__setitem__(
+                "agencies", [{"agency": "health", "issuers": [UNIVERSITY_IDP]}]
+            ),
+            "agencies[0]: agency 'health' runs a node: list its issuers on its entry in members, "
+            "not here",
+        ),
+        (
+            lambda d: d.__setitem__(
+                "agencies",
+                [{"agency": "university", "issuers": [UNIVERSITY_IDP]}] * 2,
+            ),
+            "agencies[1]: agency 'university' is listed twice",
+        ),
     ],
 )
 def test_a_document_breaking_a_rule_is_refused_naming_where(trust, change, message):
@@ -107,6 +174,33 @@ def test_a_document_breaking_a_rule_is_refused_naming_where(trust, change, messa
     change(document)
     expected = message.replace("{council}", trust.pki.fingerprints["council"])
     assert refusal(document) == expected
+
+
+def test_an_agency_without_a_node_round_trips_and_its_issuers_speak_for_it(trust):
+    document = with_university(directory_document(trust.pki))
+    directory = TrustDirectory.from_document(document)
+    assert directory.to_document() == document
+    assert directory.agencies == (
+        DirectoryAgency("university", (DirectoryIssuer(**UNIVERSITY_IDP),)),
+    )
+    assert directory.issuers_for("university") == (DirectoryIssuer(**UNIVERSITY_IDP),)
+    assert [i.issuer for i in directory.issuers_for("council")] == ["http://127.0.0.1:8404"]
+
+
+def test_a_signed_directory_with_agencies_verifies_to_the_same_document(trust):
+    document = with_university(directory_document(trust.pki))
+    public = load_operator_public_key(operator_public_key_path(trust.data_dir))
+    verified = verify_directory(trust.sign(document), public, now=NOW)
+    assert verified.to_document() == document
+    assert verified.issuers_for("university") == (DirectoryIssuer(**UNIVERSITY_IDP),)
+
+
+def test_a_directory_without_agencies_is_written_without_the_key(trust):
+    """Nodes that predate ``agencies`` refuse unknown keys, so it is left out when empty."""
+    document = {**directory_document(trust.pki), "agencies": []}
+    written = TrustDirectory.from_document(document).to_document()
+    assert "agencies" not in written
+    assert written == directory_document(trust.pki)
 
 
 def test_something_that_is_not_an_object_is_refused():

@@ -5,6 +5,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from datatrust.errors import SourceError
 from datatrust.federation.gateway import CompositionError, create_gateway_app
 
 from ._subgraphs import URLS, Network
@@ -266,3 +267,45 @@ async def test_startup_retries_until_a_late_node_answers_its_sdl(network: Networ
                 break
         after = (await client.get("/readyz")).json()
     assert (before, after) == (503, {"status": "ready", "subgraphs": ["a", "b", "c"]})
+
+
+async def test_readyz_adds_the_embedding_process_facts_and_is_unready_when_it_refuses(
+    network: Network,
+) -> None:
+    facts: dict = {"policy_version": "v1 (agreements 2026-11-26, purposes 2026-11-01)"}
+
+    def readiness() -> dict:
+        if not facts:
+            raise SourceError("no data-use policy in force (agreements.json is unreadable)")
+        return facts
+
+    app = create_gateway_app(
+        URLS,
+        authorize=None,
+        client_factory=lambda: httpx.AsyncClient(transport=network),
+        startup_wait_seconds=0.0,
+        readiness=readiness,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+    ):
+        ready = await client.get("/readyz")
+        facts.clear()
+        unready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {
+            "status": "ready",
+            "subgraphs": ["a", "b", "c"],
+            "policy_version": "v1 (agreements 2026-11-26, purposes 2026-11-01)",
+        },
+    )
+    assert (unready.status_code, unready.json()) == (
+        503,
+        {
+            "status": "not ready",
+            "reason": "no data-use policy in force (agreements.json is unreadable)",
+        },
+    )
