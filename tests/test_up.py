@@ -638,7 +638,8 @@ def test_safeguarding_is_refused_while_its_agreement_is_a_draft(trust, part):
         "reasons": None,
     }
     assert body["errors"][0]["message"] == (
-        "access denied: no agreement in force lets agency 'social-care' with these roles use "
+        "access denied: agreement dsa-safeguarding-referrals would apply but is draft, not "
+        "active; no agreement in force lets agency 'social-care' with these roles use "
         f"data held at node '{part}' for purpose 'safeguarding' (policy {POLICY_V1})"
     )
 

@@ -151,6 +151,53 @@ deny_reasons contains msg if {
 	])
 }
 
+# An agreement that names this agency, purpose and node but is not in force (a draft, a
+# suspended one, one not yet started or already ended): say so, so the person can ask why.
+not_in_force contains id if {
+	valid_input
+	purpose_known
+	some id, a in agreements
+	input.purpose in a.purposes
+	input.requester.agency in a.agencies
+	is_object(a.forms[input.node])
+	not id in in_force
+}
+
+deny_reasons contains msg if {
+	count(in_force) == 0
+	some id in not_in_force
+	a := agreements[id]
+	a.status != "active"
+	msg := concat("", ["agreement ", id, " would apply but is ", a.status, ", not active"])
+}
+
+has_recipient_role contains id if {
+	some id in not_in_force
+	some role in input.requester.roles
+	role in agreements[id].recipient_roles
+}
+
+deny_reasons contains msg if {
+	count(in_force) == 0
+	some id in not_in_force
+	a := agreements[id]
+	a.status == "active"
+	not id in has_recipient_role
+	msg := concat("", [
+		"agreement ", id, " would apply but shares data only with the roles: ",
+		concat(", ", a.recipient_roles),
+	])
+}
+
+deny_reasons contains msg if {
+	count(in_force) == 0
+	some id in not_in_force
+	a := agreements[id]
+	a.status == "active"
+	id in has_recipient_role
+	msg := concat("", ["agreement ", id, " would apply but runs from ", a.start, " to ", a.end])
+}
+
 deny_reasons contains msg if {
 	count(covering) == 0
 	some pair in unlisted

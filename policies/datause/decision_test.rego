@@ -201,7 +201,11 @@ test_an_agreement_that_is_not_active_allows_nothing if {
 	every status in ["draft", "suspended", "ended"] {
 		d := planning_on({"agreements": {"dsa-b-planning": {"status": status}}})
 		d.allow == false
-		d.reasons == ["no agreement in force lets agency 'council' with these roles use data held at node 'health' for purpose 'service-planning'"]
+		d.reasons == [
+			"agreement dsa-a-research would apply but shares data only with the roles: researcher",
+			concat("", ["agreement dsa-b-planning would apply but is ", status, ", not active"]),
+			"no agreement in force lets agency 'council' with these roles use data held at node 'health' for purpose 'service-planning'",
+		]
 	}
 }
 
