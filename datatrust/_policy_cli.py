@@ -350,15 +350,22 @@ def diff(
 
 def _audited(data_dir: Path, since: datetime, node: str | None) -> tuple[list, int]:
     """Replayable audited requests of each node's ledger since ``since``, and how many
-    entries could not be replayed (recorded before the ledger kept the requester's agency)."""
+    entries could not be replayed (recorded before the ledger kept the requester's detail).
+
+    Entries that are no data-use decision are left out, not counted: consent changes and
+    requests without a purpose or without a verified requester, which every version of
+    the documents refuses alike."""
     lc = _lifecycle()
     from datatrust._audit_cli import _database_url
     from datatrust._demo_trust import DEMO_NODES
     from datatrust.store import create_store_engine
     from datatrust.trust import read_audit_entries
 
+    nodes = [n.node_id for n in DEMO_NODES]
+    if node is not None and node not in nodes:
+        raise DatatrustError(f"unknown node {node!r}; the trust's nodes are {', '.join(nodes)}")
     requests, skipped = [], 0
-    for node_id in [node] if node else [n.node_id for n in DEMO_NODES]:
+    for node_id in [node] if node else nodes:
         url = _database_url(data_dir, node_id)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
             continue
@@ -368,9 +375,12 @@ def _audited(data_dir: Path, since: datetime, node: str | None) -> tuple[list, i
         finally:
             engine.dispose()
         for _, recorded_at, entry in entries:
-            replayable = entry.outcome in ("permit", "deny") and entry.fields
-            if not replayable or None in (entry.agency, entry.purpose, entry.aggregate):
+            if entry.purpose is None or entry.outcome not in ("permit", "deny"):
+                continue
+            if entry.aggregate is None or not entry.fields:  # an entry of ledger version 1
                 skipped += 1
+                continue
+            if entry.agency is None:
                 continue
             requests.append(
                 lc.AuditedRequest(
@@ -527,12 +537,22 @@ def history(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Every published version: when, who, approved by whom, why."""
     lc = _lifecycle()
     data_dir = data_dir.resolve()
-    current = lc.read_published(data_dir)
+    try:
+        current = lc.read_published(data_dir)
+    except lc.PolicyStoreCorrupt as damage:  # show what is intact; say what is not
+        current = None
+        console.print(
+            f"[bold red]the version in force is damaged:[/] {damage.message}", highlight=False
+        )
     numbers = lc.version_numbers(data_dir)
     if not numbers:
         console.print(f"nothing is published in {data_dir} yet", highlight=False)
     for number in numbers:
-        manifest, _, _ = lc.read_version(data_dir, number)
+        try:
+            manifest, _, _ = lc.read_version(data_dir, number)
+        except lc.PolicyStoreCorrupt as damage:
+            console.print(f"[bold]v{number}[/] damaged: {damage.message}", highlight=False)
+            continue
         current_mark = " (current)" if current and current.number == number else ""
         kind = manifest.kind + (f" of v{manifest.rollback_of}" if manifest.rollback_of else "")
         approval = f", approved by {manifest.approved_by}" if manifest.approved_by else ""

@@ -245,8 +245,10 @@ class PolicyRuntime:
                     snapshot.register, source=snapshot.policy_version
                 )
             except Exception as error:  # keep serving the last good version
-                self.load_error = f"{type(error).__name__}: {error}"
-                logger.exception("could not load the published policy; keeping the last one")
+                problem = f"{type(error).__name__}: {error}"
+                if problem != self.load_error:  # once per distinct problem, not every poll
+                    logger.exception("could not load the published policy; keeping the last one")
+                self.load_error = problem
                 return
             self._loaded = _Loaded(snapshot, engine, register)
             self.load_error = None

@@ -18,6 +18,11 @@ __all__ = ["AuditedRequest", "DecisionEngine", "DryRunChange", "decision_input",
 
 _NS = 1_000_000_000
 
+_ENTRY_POINTS = ("Query.", "Mutation.")
+"""A node's ledger records every field a request selected, its root entry points too
+(``Query._entities``); the data-use policy rules on the fields under them only
+(``OperationAccess.data_fields``), so a replay must leave the entry points out as well."""
+
 
 class DecisionEngine(Protocol):
     def decide(self, request: dict[str, Any]) -> Decision: ...
@@ -44,12 +49,17 @@ class AuditedRequest:
         if self.outcome not in ("permit", "deny"):
             raise ValueError(f"AuditedRequest.outcome must be permit or deny, not {self.outcome!r}")
 
+    @property
+    def data_fields(self) -> tuple[str, ...]:
+        """The fields the policy decided on: those selected, less the root entry points."""
+        return tuple(f for f in self.fields if not f.startswith(_ENTRY_POINTS))
+
     def describe(self) -> str:
         shape = "aggregate" if self.aggregate else "record-level"
         client = f" via {self.client_id}" if self.client_id else ""
         return (
             f"{self.recorded_at:%Y-%m-%d %H:%M} {self.agency} ({'/'.join(self.roles)}){client} "
-            f"at {self.node} for {self.purpose}: {shape} {', '.join(self.fields)}"
+            f"at {self.node} for {self.purpose}: {shape} {', '.join(self.data_fields)}"
         )
 
 
@@ -81,7 +91,7 @@ class DryRunChange:
 
 
 def decision_input(request: AuditedRequest) -> dict[str, Any]:
-    """The Rego input for an audited request, at the time it was made."""
+    """The Rego input for an audited request as its node built it, at the time it was made."""
     return {
         "requester": {
             "agency": request.agency,
@@ -90,7 +100,7 @@ def decision_input(request: AuditedRequest) -> dict[str, Any]:
         },
         "purpose": request.purpose,
         "node": request.node,
-        "fields": list(request.fields),
+        "fields": list(request.data_fields),
         "aggregate": request.aggregate,
         "now_ns": int(request.recorded_at.timestamp()) * _NS
         + request.recorded_at.microsecond * 1000,

@@ -102,6 +102,12 @@ class PublishedPolicy:
     policy_version: str
 
 
+_REPAIR = (
+    "Nodes keep the version they run; restore the file from a backup, or have a DPO roll "
+    "back to an intact version (datatrust policy rollback N)"
+)
+
+
 def _label(number: int) -> str:
     return f"v{number}"
 
@@ -134,8 +140,7 @@ def read_version(data_dir: Path, number: int) -> tuple[VersionManifest, dict, di
             if sha256_file(directory / name) != manifest.files.get(name):
                 raise PolicyStoreCorrupt(
                     f"policy version {number}: {directory / name} does not match the hash "
-                    "in its manifest; it was changed after publishing. Restore it, or "
-                    "publish a new version"
+                    f"in its manifest; it was changed after publishing. {_REPAIR}"
                 )
         return (
             manifest,
@@ -172,10 +177,12 @@ def read_published(data_dir: Path) -> PublishedPolicy | None:
         number = int(current["number"])
         manifest_hash = current["manifest_sha256"]
     except (ValueError, KeyError, TypeError) as error:
-        raise PolicyStoreCorrupt(f"{pointer} is not a policy pointer: {error}") from error
+        raise PolicyStoreCorrupt(
+            f"{pointer} is not a policy pointer ({error}). {_REPAIR}"
+        ) from error
     manifest_path = policy_root(data_dir) / "versions" / str(number) / "manifest.json"
     if manifest_path.exists() and sha256_file(manifest_path) != manifest_hash:
-        raise PolicyStoreCorrupt(f"{manifest_path} does not match the hash in {pointer}")
+        raise PolicyStoreCorrupt(f"{manifest_path} does not match the hash in {pointer}. {_REPAIR}")
     manifest, register, agreements = read_version(data_dir, number)
     return PublishedPolicy(
         number=number,
@@ -201,21 +208,31 @@ def publish_version(
     draft: str | None = None,
     rollback_of: int | None = None,
     base: int | None,
+    what: str = "these documents",
+    repair: bool = False,
 ) -> VersionManifest:
     """Validate, write a new immutable version, then point ``current.json`` at it.
 
-    Refuses (``PolicyInvalid``) anything that does not validate. ``base`` is the version the
-    documents were made from and must still be the one in force (``PolicyStepRefused``
-    otherwise), so a draft made from v3 cannot silently undo a v4 published meanwhile.
+    Refuses (``PolicyInvalid``, naming the documents as ``what``) anything that does not
+    validate. ``base`` is the version the documents were made from and must still be the
+    one in force (``PolicyStepRefused`` otherwise), so a draft made from v3 cannot
+    silently undo a v4 published meanwhile. With ``repair``, a damaged pointer or version
+    in force (``PolicyStoreCorrupt``) is replaced instead of refusing; nothing is then in
+    force to compare ``base`` with, so the new version has no parent.
     """
     problems = validate_policy(register, agreements)
     if problems:
-        raise PolicyInvalid("these documents", problems)
+        raise PolicyInvalid(what, problems)
     root = policy_root(data_dir)
     versions = root / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root / ".lock"):
-        published = read_published(data_dir)
+        try:
+            published = read_published(data_dir)
+        except PolicyStoreCorrupt:
+            if not repair:
+                raise
+            published = base = None
         parent = published.number if published else None
         if base != parent:
             raise PolicyStepRefused(

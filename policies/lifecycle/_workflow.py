@@ -28,7 +28,11 @@ from datatrust.policies.lifecycle._drafts import (
     read_draft,
     write_draft_record,
 )
-from datatrust.policies.lifecycle._errors import PolicyInvalid, PolicyStepRefused
+from datatrust.policies.lifecycle._errors import (
+    PolicyInvalid,
+    PolicyStepRefused,
+    PolicyStoreCorrupt,
+)
 from datatrust.policies.lifecycle._files import exclusive_lock
 from datatrust.policies.lifecycle._store import (
     VersionManifest,
@@ -36,6 +40,7 @@ from datatrust.policies.lifecycle._store import (
     publish_version,
     read_published,
     read_version,
+    version_numbers,
 )
 
 __all__ = [
@@ -247,10 +252,21 @@ def publish_draft(
         kind="publish",
         draft=draft.id,
         base=draft.base,
+        what=f"draft {draft.id}",
     )
     noted = draft.commented(_who(actor), "publish", f"published as {manifest.label}")
     write_draft_record(data_dir, replace(noted, status=after, published_as=manifest.number))
     return manifest
+
+
+def _last_intact_agreements(data_dir: Path) -> dict[str, Any]:
+    """The agreements of the newest version whose files still match its manifest."""
+    for number in reversed(version_numbers(data_dir)):
+        try:
+            return read_version(data_dir, number)[2]
+        except PolicyStoreCorrupt:
+            continue
+    return {"agreements": []}
 
 
 def rollback(
@@ -260,25 +276,29 @@ def rollback(
 
     A rollback restores documents a second DPO already approved once, so it needs no new
     approval: it needs a DPO of an agency the change back affects (a party to an agreement
-    that differs), and it is recorded as a rollback with its reason.
+    that differs), and it is recorded as a rollback with its reason. It is also how a
+    damaged store is repaired (a pointer or version in force that fails its hashes, which
+    nodes refuse to load): the change is then judged against the newest intact version,
+    and the damage is recorded in the reason.
     """
     agency = _require_agency(actor)
     if not reason or not reason.strip():
         raise PolicyStepRefused("rollback needs a reason (--reason)")
-    current = read_published(data_dir)
-    if current is None:
+    try:
+        current, damage = read_published(data_dir), None
+    except PolicyStoreCorrupt as error:
+        current, damage = None, error
+    if current is None and damage is None:
         raise PolicyStepRefused("nothing is published yet, so there is nothing to roll back")
     _, register, agreements = read_version(data_dir, number)
-    if (register, agreements) == (current.register, current.agreements):
+    if current is not None and (register, agreements) == (current.register, current.agreements):
         raise PolicyStepRefused(
             f"version v{number}'s documents are the ones in force ({current.label}); "
             "nothing to roll back"
         )
+    reference = current.agreements if current else _last_intact_agreements(data_dir)
     affected = set().union(
-        *(
-            _agencies(b) | _agencies(a)
-            for _, b, a in changed_agreements(current.agreements, agreements)
-        )
+        *(_agencies(b) | _agencies(a) for _, b, a in changed_agreements(reference, agreements))
     )
     if affected and agency not in affected:
         raise AccessDenied(
@@ -294,8 +314,10 @@ def rollback(
         author_agency=agency,
         approved_by=None,
         published_by=_who(actor),
-        reason=reason,
+        reason=reason if damage is None else f"{reason} (repairs: {damage.message})",
         kind="rollback",
         rollback_of=number,
-        base=current.number,
+        base=current.number if current else None,
+        what=f"the documents of v{number}",
+        repair=damage is not None,
     )
