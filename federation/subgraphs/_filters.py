@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import not_, or_
 from sqlalchemy.sql import Select
 
 from datatrust.errors import AccessDenied
@@ -52,10 +53,9 @@ def restrict(
         elif kind == "agreement_period":
             if when is not None:
                 start, end = _period(row_filter)
-                if when_is_date:
-                    query = query.where(when >= start, when < end)
-                else:
-                    query = query.where(when >= _midnight(start), when < _midnight(end))
+                if not when_is_date:
+                    start, end = _midnight(start), _midnight(end)
+                query = query.where(_inside(when, start, end))
         else:
             raise AccessDenied(
                 f"access denied: the policy asks for a row filter this node cannot apply "
@@ -63,6 +63,20 @@ def restrict(
                 policy_version=permit.policy_version,
             )
     return query
+
+
+def _inside(when: Any, start: date | datetime, end: date | datetime) -> Any:
+    """``start <= when < end``, written so that it never changes the query's plan.
+
+    The query mostly bounds the same column already (the period asked about). SQLite reads
+    a second pair of range terms on an indexed column as a reason to walk the index
+    differently (a skip-scan over every area instead of one seek per area asked about),
+    which made an enforced roll-up query twice as slow as the same query unenforced (see
+    bench/policy.py). As ``NOT (when < start OR when >= end)`` it is checked on the rows
+    the query's own plan finds; PostgreSQL folds it back into the same range. A NULL
+    ``when`` still fails it.
+    """
+    return not_(or_(when < start, when >= end))
 
 
 def _period(row_filter: dict[str, Any]) -> tuple[date, date]:
