@@ -17,7 +17,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema import FederationAny
 
 from datatrust.errors import AccessDenied
@@ -133,7 +133,12 @@ class SubgraphSchema(strawberry.federation.Schema):
     """A Federation 2.7 subgraph whose entity lookups fail one entity at a time."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("extensions", [MaskObligations])
+        # The endpoint has parsed and validated the document already; strawberry's caches
+        # keep execute from doing both again for the same text.
+        kwargs.setdefault(
+            "extensions",
+            [MaskObligations, ParserCache(maxsize=512), ValidationCache(maxsize=512)],
+        )
         super().__init__(federation_version=FEDERATION_VERSION, **kwargs)
         self._entity_keys = {
             definition.name: {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.sql import Select
@@ -66,21 +66,6 @@ def _require(permit: Permit) -> None:
         raise AccessDenied("access denied: no policy decision covers this read")
 
 
-def _bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
-    start = datetime.combine(since, time.min, UTC) if since else None
-    end = datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None
-    return start, end
-
-
-def _in_period(query: Select, column, since: date | None, until: date | None) -> Select:
-    start, end = _bounds(since, until)
-    if start is not None:
-        query = query.where(column >= start)
-    if end is not None:
-        query = query.where(column < end)
-    return query
-
-
 def footfall_by_area(
     engine: Engine,
     permit: Permit,
@@ -107,8 +92,7 @@ def footfall_by_area(
         .where(hourly.quantity == "people_in", hourly.lsoa_code.in_(codes))
         .group_by(hourly.lsoa_code)
     )
-    query = _in_period(query, hourly.hour, since, until)
-    query = restrict(query, permit, subject=None, when=hourly.hour)
+    query = restrict(query, permit, subject=None, when=hourly.hour, since=since, until=until)
     return _counts(engine, query)
 
 
@@ -123,8 +107,7 @@ def air_quality_by_area(
         .where(hourly.quantity.in_(PARTICULATE_QUANTITIES), hourly.lsoa_code.in_(codes))
         .group_by(hourly.lsoa_code, hourly.quantity)
     )
-    query = _in_period(query, hourly.hour, since, until)
-    query = restrict(query, permit, subject=None, when=hourly.hour)
+    query = restrict(query, permit, subject=None, when=hourly.hour, since=since, until=until)
     result: dict[str, dict[str, float | int]] = {}
     with engine.connect() as connection:
         for code, quantity, total, count in connection.execute(query):
@@ -159,11 +142,15 @@ def wifi_sessions_by_area(
         .where(WifiDaily.lsoa_code.in_(codes))
         .group_by(WifiDaily.lsoa_code)
     )
-    if since is not None:
-        query = query.where(WifiDaily.day >= since)
-    if until is not None:
-        query = query.where(WifiDaily.day <= until)
-    query = restrict(query, permit, subject=None, when=WifiDaily.day, when_is_date=True)
+    query = restrict(
+        query,
+        permit,
+        subject=None,
+        when=WifiDaily.day,
+        when_is_date=True,
+        since=since,
+        until=until,
+    )
     return _counts(engine, query)
 
 
@@ -188,8 +175,14 @@ def encounter_count_by_area(
         .where(Encounter.lsoa_code.in_(codes))
         .group_by(Encounter.lsoa_code)
     )
-    query = _in_period(query, Encounter.started_at, since, until)
-    query = restrict(query, permit, subject=Encounter.pseudonym, when=Encounter.started_at)
+    query = restrict(
+        query,
+        permit,
+        subject=Encounter.pseudonym,
+        when=Encounter.started_at,
+        since=since,
+        until=until,
+    )
     return _counts(engine, query)
 
 

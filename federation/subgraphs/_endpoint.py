@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError, parse, validate
+from graphql import DocumentNode, GraphQLError, GraphQLSyntaxError, parse, validate
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,6 +47,7 @@ __all__ = ["RequestOutcome", "SubgraphEndpoint", "read_graphql_request"]
 
 logger = logging.getLogger("datatrust.node")
 PSEUDONYMISABLE = frozenset({"Person.pseudonym"})
+ANALYSIS_CACHE_SIZE = 512
 """The fields a node can give in an agreement's own pseudonymised form."""
 MAX_BODY_BYTES = 1_000_000
 
@@ -144,6 +145,7 @@ class SubgraphEndpoint:
         self.schema = schema
         self.entity_keys = getattr(schema, "entity_key_fields", {})
         self.decides_data_use = decides_data_use
+        self._analyses: dict[str, tuple[DocumentNode, list[GraphQLError], OperationAccess]] = {}
         self.node_id = node_id
         self.engine = engine
         self.runtime = runtime
@@ -163,8 +165,7 @@ class SubgraphEndpoint:
     async def _answer(self, request: Request, purpose: str | None) -> tuple[JSONResponse, str]:
         try:
             query, variables, operation_name = await read_graphql_request(request)
-            document = _parse(query)
-            errors = validate(self.schema._schema, document)
+            document, errors, access = self._analyse(query)
             if errors:
                 return JSONResponse(
                     {"data": None, "errors": [_validation_error(e) for e in errors]}, 400
@@ -172,7 +173,6 @@ class SubgraphEndpoint:
         except QueryError as error:
             return _refusal(error), "bad_request"
 
-        access = operation_access(self.schema._schema, document, self.entity_keys)
         shape = _Shape(
             purpose,
             operation_name or _operation_name(document),
@@ -216,6 +216,23 @@ class SubgraphEndpoint:
         if context.permit is not None and context.permit.obligations.min_cell:
             body["extensions"] = {"disclosureControl": _disclosure_note(context)}
         return JSONResponse(body), "partial" if result.errors else "ok"
+
+    def _analyse(self, query: str) -> tuple[DocumentNode, list[GraphQLError], OperationAccess]:
+        """Parse, validate and analyse ``query`` once per distinct text (a small LRU).
+
+        Busy clients send the same few documents again and again; the analysis depends on
+        the text and this node's schema only, never on who asks, so it is safe to reuse.
+        """
+        cached = self._analyses.get(query)
+        if cached is None:
+            document = _parse(query)
+            errors = validate(self.schema._schema, document)
+            access = operation_access(self.schema._schema, document, self.entity_keys)
+            cached = (document, errors, access)
+            if len(self._analyses) >= ANALYSIS_CACHE_SIZE:
+                self._analyses.pop(next(iter(self._analyses)))
+            self._analyses[query] = cached
+        return cached
 
     async def _decide(self, shape: _Shape, requester: Requester) -> Permit:
         """The permit for this request: from the cache, else evaluated off the event loop."""

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Engine, select
 
-from datatrust.federation.subgraphs._data import _in_period, _require
+from datatrust.federation.subgraphs._data import _require
 from datatrust.federation.subgraphs._filters import restrict
 from datatrust.policies import Permit
 from datatrust.store import CareEpisode, Encounter, Person
@@ -103,8 +103,14 @@ def encounters_of(
         .where(Encounter.pseudonym.in_(pseudonyms))
         .order_by(Encounter.pseudonym, Encounter.started_at)
     )
-    query = _in_period(query, Encounter.started_at, since, until)
-    query = restrict(query, permit, subject=Encounter.pseudonym, when=Encounter.started_at)
+    query = restrict(
+        query,
+        permit,
+        subject=Encounter.pseudonym,
+        when=Encounter.started_at,
+        since=since,
+        until=until,
+    )
     found: dict[str, list[EncounterRow]] = {}
     with engine.connect() as connection:
         for row in connection.execute(query):
