@@ -475,3 +475,21 @@ def test_polar_refuses_a_dpo_querying_data_even_for_a_purpose_their_token_names(
     )
     assert response.status_code == 403
     assert "may not query" in response.json()["errors"][0]["message"]
+
+
+def test_commissioning_gets_the_planning_agreements_aggregates_and_no_records(trust):
+    query = (
+        "query($r: [_Any!]!) { _entities(representations: $r) "
+        "{ ... on Area { openCareEpisodes } } }"
+    )
+    variables = {"r": [{"__typename": "Area", "code": c} for c in FEATURED]}
+    status, body = ask(trust["social-care"], query, PLANNING, "commissioning", variables)
+    assert status == 200, body
+    values = [e["openCareEpisodes"] for e in body["data"]["_entities"]]
+    assert any(values)
+    assert all(v is None or (v >= 10 and v % 5 == 0) for v in values)
+    status, body = ask(
+        trust["social-care"], "{ careRecipients { pseudonym } }", PLANNING, "commissioning"
+    )
+    assert status == 403
+    assert "dsa-planning-area-statistics" in body["errors"][0]["message"]

@@ -219,7 +219,7 @@ def create_demo_accounts(service: IdentityService) -> DemoAccounts:
         "analyst-cli": service.register_client(
             "analyst-cli",
             agency="council",
-            purposes=["service-planning", "research"],
+            purposes=["service-planning", "commissioning", "research"],
             roles=["analyst"],
             name="Analyst command line",
         ),

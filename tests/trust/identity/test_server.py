@@ -124,7 +124,7 @@ def test_client_credentials_for_a_purpose_the_client_may_not_use_is_refused(iden
     assert response.json() == {
         "error": "invalid_scope",
         "error_description": "client 'analyst-cli' may not ask for direct-care; it may ask "
-        "for: service-planning research",
+        "for: service-planning commissioning research",
     }
 
 
