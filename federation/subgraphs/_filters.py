@@ -3,7 +3,7 @@
 The deciding agreement's obligations name row filters (only subjects with a current
 consent for this purpose; not those on the national data opt-out list; only records inside
 the agreement's dates). Each becomes a WHERE clause on the query that reads the data
-(EXISTS / NOT EXISTS on the consent and opt-out tables), so a withdrawal or an opt-out
+(a semi-join and an anti-join on the consent and opt-out tables), so a withdrawal or an opt-out
 takes effect on the very next query and no excluded row ever reaches Python. An unknown
 kind of filter refuses the read: a filter the node cannot apply is never skipped.
 """

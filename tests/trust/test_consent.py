@@ -347,8 +347,8 @@ def test_both_filters_combine_in_one_aggregate_query(engine) -> None:
         .group_by(table.c.lsoa_code)
     )
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    assert "WHERE encounter.pseudonym IS NOT NULL AND (EXISTS (SELECT consent.expires_at" in sql
-    assert "NOT (EXISTS (SELECT national_opt_out.pseudonym" in sql
+    assert "WHERE encounter.pseudonym IS NOT NULL AND encounter.pseudonym IN (SELECT" in sql
+    assert "encounter.pseudonym NOT IN (SELECT national_opt_out.pseudonym" in sql
     assert "FROM consent" in sql
     assert "FROM national_opt_out" in sql
     with engine.connect() as connection:
