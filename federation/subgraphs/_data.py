@@ -66,6 +66,42 @@ def _require(permit: Permit) -> None:
         raise AccessDenied("access denied: no policy decision covers this read")
 
 
+def _summed_roll_up(
+    engine: Engine,
+    permit: Permit,
+    table,
+    value,
+    when,
+    *conditions,
+    since: date | None,
+    until: date | None,
+    salt: int,
+    when_is_date: bool = False,
+) -> dict[str, Count]:
+    """A roll-up's ``value`` summed per area, with the cell key of the roll-up rows summed.
+
+    Counts of people (footfall) and of devices (WiFi sessions) are disclosure-controlled;
+    summing roll-up rows, the same area and period always have the same rows, so the same
+    cell key and the same answer. No person is named in a roll-up, so no subjects.
+    """
+    _require(permit)
+    query = (
+        select(table.lsoa_code, func.sum(value), cell_key(table.id, salt), literal(0))
+        .where(*conditions)
+        .group_by(table.lsoa_code)
+    )
+    query = restrict(
+        query,
+        permit,
+        subject=None,
+        when=when,
+        when_is_date=when_is_date,
+        since=since,
+        until=until,
+    )
+    return _counts(engine, query)
+
+
 def footfall_by_area(
     engine: Engine,
     permit: Permit,
@@ -75,25 +111,20 @@ def footfall_by_area(
     *,
     salt: int = 0,
 ) -> dict[str, Count]:
-    """People counted entering, summed over every people counter in each area.
-
-    A count of people, so disclosure control applies; its cell key comes from the hourly
-    roll-up rows summed, so the same area and period always get the same answer.
-    """
-    _require(permit)
+    """People counted entering, summed over every people counter in each area."""
     hourly = ReadingHourly
-    query = (
-        select(
-            hourly.lsoa_code,
-            func.sum(hourly.total),
-            cell_key(hourly.id, salt),
-            literal(0),
-        )
-        .where(hourly.quantity == "people_in", hourly.lsoa_code.in_(codes))
-        .group_by(hourly.lsoa_code)
+    return _summed_roll_up(
+        engine,
+        permit,
+        hourly,
+        hourly.total,
+        hourly.hour,
+        hourly.quantity == "people_in",
+        hourly.lsoa_code.in_(codes),
+        since=since,
+        until=until,
+        salt=salt,
     )
-    query = restrict(query, permit, subject=None, when=hourly.hour, since=since, until=until)
-    return _counts(engine, query)
 
 
 def air_quality_by_area(
@@ -126,32 +157,19 @@ def wifi_sessions_by_area(
     *,
     salt: int = 0,
 ) -> dict[str, Count]:
-    """Public-WiFi sessions (on the day of their last accounting event) in each area.
-
-    Sessions are of (pseudonymised) devices, so disclosure control applies; the cell key
-    comes from the daily roll-up rows summed.
-    """
-    _require(permit)
-    query = (
-        select(
-            WifiDaily.lsoa_code,
-            func.sum(WifiDaily.sessions),
-            cell_key(WifiDaily.id, salt),
-            literal(0),
-        )
-        .where(WifiDaily.lsoa_code.in_(codes))
-        .group_by(WifiDaily.lsoa_code)
-    )
-    query = restrict(
-        query,
+    """Public-WiFi sessions (on the day of their last accounting event) in each area."""
+    return _summed_roll_up(
+        engine,
         permit,
-        subject=None,
-        when=WifiDaily.day,
-        when_is_date=True,
+        WifiDaily,
+        WifiDaily.sessions,
+        WifiDaily.day,
+        WifiDaily.lsoa_code.in_(codes),
         since=since,
         until=until,
+        salt=salt,
+        when_is_date=True,
     )
-    return _counts(engine, query)
 
 
 def encounter_count_by_area(
