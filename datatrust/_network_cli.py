@@ -56,9 +56,10 @@ RESIGN_BEFORE = dt.timedelta(days=7)
 
 NODE_CAPABILITIES = ("subgraph", "ingest-webhooks")
 
-DEMO_NODELESS_AGENCIES = ("university",)
-"""Agencies of the demo trust that run no node but receive data under its agreements (the
-university is a party to the research agreement), listed so the nodes accept their tokens."""
+DEMO_NODELESS_AGENCIES = ("university", "public")
+"""Agencies of the demo trust that run no node, listed so the nodes accept their tokens: the
+university receives data under the research agreement, and "public" is the agency claim of
+citizens acting for themselves (their consents at /consent; agreements give them no data)."""
 
 console = Console()
 err_console = Console(stderr=True)

@@ -39,7 +39,7 @@ def test_with_a_directory_each_issuer_speaks_only_for_the_agencies_that_list_it(
         IssuerSetting(
             issuer="http://127.0.0.1:19404",
             jwks_url="http://127.0.0.1:19404/jwks.json",
-            agencies=["council", "health", "social-care", "university"],
+            agencies=["council", "health", "public", "social-care", "university"],
         )
     ]
 

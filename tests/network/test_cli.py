@@ -109,7 +109,8 @@ def test_init_lists_the_demo_parts_with_their_certificates_and_endpoints(initial
     assert document["gateway"]["endpoint"] == "https://127.0.0.1:8400"
     assert [t["name"] for t in document["tools"]] == ["tool"]
     assert document["agencies"] == [
-        {"agency": "university", "issuers": document["members"][0]["issuers"]}
+        {"agency": name, "issuers": document["members"][0]["issuers"]}
+        for name in ("university", "public")
     ]
     result = datatrust("init", data_dir=initialised)
     for part, fingerprint in fingerprints.items():
@@ -257,17 +258,20 @@ def test_init_keeps_agencies_an_operator_added_and_drops_a_demo_one_given_a_node
     document |= {
         "version": 2,
         "members": [*document["members"], university],
-        "agencies": [{"agency": "housing", "issuers": issuers}],
+        "agencies": [
+            {"agency": "housing", "issuers": issuers},
+            {"agency": "public", "issuers": issuers},
+        ],
     }
     key = load_or_create_operator_key(tmp_path)
     signed = sign_directory(TrustDirectory.from_document(document), key)
     (tmp_path / "directory.jws").write_text(signed)
     again = init_local_trust(tmp_path)
     assert (again.is_directory_signed_now, again.directory.version) == (False, 2)
-    assert [a.agency for a in again.directory.agencies] == ["housing"]
+    assert [a.agency for a in again.directory.agencies] == ["housing", "public"]
     moved = init_local_trust(tmp_path, base_port=9400)
     assert moved.directory.version == 3
-    assert [a.agency for a in moved.directory.agencies] == ["housing"]
+    assert [a.agency for a in moved.directory.agencies] == ["housing", "public"]
     assert [m.node_id for m in moved.directory.members][-1] == "university"
 
 
@@ -281,4 +285,4 @@ def test_init_adds_the_demo_agencies_to_a_directory_signed_before_they_existed(t
     )
     upgraded = init_local_trust(tmp_path)
     assert (upgraded.is_directory_signed_now, upgraded.directory.version) == (True, 2)
-    assert [a.agency for a in upgraded.directory.agencies] == ["university"]
+    assert [a.agency for a in upgraded.directory.agencies] == ["university", "public"]
