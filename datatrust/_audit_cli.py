@@ -14,7 +14,7 @@ from datatrust._demo_trust import DEMO_NODES
 from datatrust.errors import DatatrustError, SettingsError
 from datatrust.settings import GatewaySettings, NodeSettings, load_settings
 from datatrust.store import create_store_engine
-from datatrust.trust import verify_audit_chain
+from datatrust.trust import audit_head_path, verify_audit_chain
 
 __all__ = ["LedgerCheck", "part_settings", "verify_ledgers"]
 
@@ -70,7 +70,7 @@ def verify_ledgers(data_dir: Path, only: str | None = None) -> list[LedgerCheck]
             continue
         engine = create_store_engine(url)
         try:
-            checked, broken = verify_audit_chain(engine)
+            checked, broken = verify_audit_chain(engine, audit_head_path(data_dir, part))
             checks.append(LedgerCheck(part, checked, broken))
         except DatatrustError as error:
             checks.append(LedgerCheck(part, 0, None, error.message))

@@ -23,7 +23,7 @@ from datatrust.policies import AccessRequest, Permit, Requester, describe_fields
 from datatrust.policies._published import published_runtime
 from datatrust.settings import GatewaySettings
 from datatrust.store import create_store_engine, migrate
-from datatrust.trust import AuditEntry, append_audit_entry
+from datatrust.trust import AuditEntry, append_audit_entry, audit_head_path
 
 __all__ = ["create_trust_gateway"]
 
@@ -36,6 +36,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
     ledger = create_store_engine(settings.effective_database_url)
+    head = audit_head_path(settings.data_dir.resolve(), "gateway")
     migrate(ledger)
 
     def record(
@@ -66,7 +67,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             request_id=_header(headers, "x-request-id") if headers else None,
         )
         try:
-            append_audit_entry(ledger, entry)
+            append_audit_entry(ledger, entry, head)
         except Exception as error:
             raise StoreError(
                 "request refused: the gateway's audit ledger could not be written"

@@ -31,7 +31,12 @@ from datatrust.federation.subgraphs._base import NodeKeys
 from datatrust.policies._published import published_runtime
 from datatrust.settings import NodeSettings
 from datatrust.store import check_ready, create_store_engine, migrate
-from datatrust.trust import append_audit_entry, load_or_create_key, opt_out_list_date
+from datatrust.trust import (
+    append_audit_entry,
+    audit_head_path,
+    load_or_create_key,
+    opt_out_list_date,
+)
 
 __all__ = ["create_node_app"]
 
@@ -46,6 +51,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
     """The node application for ``settings``; the store is migrated when it starts."""
     engine = create_store_engine(settings.effective_database_url)
     data_dir = settings.data_dir.resolve()
+    head = audit_head_path(data_dir, settings.node_id)
     runtime = published_runtime(
         data_dir, engine_kind=settings.policy_engine, opa_url=settings.opa_url
     )
@@ -69,7 +75,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             settings.effective_audience,
             RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         ),
-        "audit": lambda entry: append_audit_entry(engine, entry),
+        "audit": lambda entry: append_audit_entry(engine, entry, head),
         "keys": node_keys(data_dir),
         "opt_out_list_date": list_date,
         "observe": observe,

@@ -9,7 +9,9 @@ agency's operational data itself.
 from datatrust.trust._audit import (
     AuditEntry,
     append_audit_entry,
+    audit_head_path,
     read_audit_entries,
+    read_audit_head,
     verify_audit_chain,
 )
 from datatrust.trust._consent import (
@@ -41,6 +43,7 @@ __all__ = [
     "Purpose",
     "PurposeRegister",
     "append_audit_entry",
+    "audit_head_path",
     "consent_history",
     "current_consents",
     "demo_purpose_register",
@@ -53,6 +56,7 @@ __all__ = [
     "opt_out_list_date",
     "person_pseudonym",
     "read_audit_entries",
+    "read_audit_head",
     "verify_audit_chain",
     "withdraw_consent",
 ]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from datatrust.errors import StoreError
 from datatrust.store import AuditEvent
 
 __all__ = [
@@ -24,7 +27,9 @@ __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
     "append_audit_entry",
+    "audit_head_path",
     "read_audit_entries",
+    "read_audit_head",
     "verify_audit_chain",
 ]
 
@@ -103,11 +108,45 @@ def _entry(event: AuditEvent) -> AuditEntry:
     return AuditEntry(**values)
 
 
-def append_audit_entry(engine: Engine, entry: AuditEntry) -> str:
+def audit_head_path(data_dir: Path, part: str) -> Path:
+    """Where a part's ledger head is anchored: outside its store, in the data directory."""
+    return data_dir / "audit" / f"{part}.head.json"
+
+
+def _write_head(path: Path, seq: int, entry_hash: str) -> None:
+    """Record the newest entry (seq and hash) beside the store, replaced atomically.
+
+    A hash chain shows an entry changed, removed or moved, except at its end: deleting the
+    newest entries leaves a shorter chain that still verifies. The head, kept outside the
+    store (a database administrator who can rewrite rows cannot necessarily rewrite the
+    node's files), lets ``verify_audit_chain`` see that the chain once went further.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"seq": seq, "entry_hash": entry_hash}), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_audit_head(path: Path) -> tuple[int, str] | None:
+    """The anchored head (seq, entry hash), or None where none was written."""
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+        return int(head["seq"]), str(head["entry_hash"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as error:
+        raise StoreError(
+            f"the audit ledger's head anchor {path} is unreadable ({error}): it may have been "
+            "tampered with; restore it from a backup together with the store"
+        ) from error
+
+
+def append_audit_entry(engine: Engine, entry: AuditEntry, head: Path | None = None) -> str:
     """Append ``entry`` to the ledger in its own transaction; return its hash.
 
     Raises (a StoreError from the caller's translation) if it cannot be written: callers on
-    a decision path must then refuse, never return data unaudited.
+    a decision path must then refuse, never return data unaudited. With ``head``, the new
+    entry is anchored there too (see ``_write_head``).
     """
     recorded_at = datetime.now(UTC)
     with _append_lock, Session(engine) as session:
@@ -126,13 +165,23 @@ def append_audit_entry(engine: Engine, entry: AuditEntry) -> str:
             )
         )
         session.commit()
+        if head is not None:
+            newest = session.exec(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+            _write_head(head, newest.first()[0], entry_hash)
     return entry_hash
 
 
-def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:
-    """Check the whole chain: (entries checked, seq of the first broken entry or None)."""
+def verify_audit_chain(engine: Engine, head: Path | None = None) -> tuple[int, int | None]:
+    """Check the whole chain: (entries checked, seq of the first broken entry or None).
+
+    With ``head`` (the anchor ``append_audit_entry`` keeps), the chain must also reach the
+    anchored entry with the anchored hash: if the newest entries were deleted, the anchored
+    seq is reported as the first broken one.
+    """
+    anchored = read_audit_head(head) if head is not None else None
     prev_hash = GENESIS_HASH
     checked = 0
+    anchor_found = anchored is None
     with Session(engine) as session:
         for (event,) in session.execute(select(AuditEvent).order_by(AuditEvent.seq)):
             expected = _entry_hash(
@@ -140,9 +189,13 @@ def verify_audit_chain(engine: Engine) -> tuple[int, int | None]:
             )
             if event.prev_hash != prev_hash or event.entry_hash != expected:
                 return checked, event.seq
+            if anchored is not None and event.seq == anchored[0]:
+                if event.entry_hash != anchored[1]:
+                    return checked, event.seq
+                anchor_found = True
             prev_hash = event.entry_hash
             checked += 1
-    return checked, None
+    return checked, None if anchor_found else anchored[0]  # type: ignore[index]
 
 
 def read_audit_entries(

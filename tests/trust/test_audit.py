@@ -122,3 +122,36 @@ def test_reading_a_subjects_entries_matches_the_whole_pseudonym_only(store_url):
     append_audit_entry(engine, entry())
     found = read_audit_entries(engine, subject=mine)
     assert [e.subjects for _, _, e in found] == [(mine,)]
+
+
+def test_without_a_head_anchor_a_deleted_tail_goes_unseen_and_with_one_it_is_found(
+    store_url, tmp_path
+):
+    from datatrust.trust import read_audit_head
+
+    engine = ledger(store_url)
+    head = tmp_path / "audit" / "health.head.json"
+    for _ in range(4):
+        append_audit_entry(engine, detailed(), head)
+    assert read_audit_head(head)[0] == max_seq(engine)
+    with engine.begin() as connection:
+        connection.execute(AuditEvent.__table__.delete().where(AuditEvent.seq == max_seq(engine)))
+    assert verify_audit_chain(engine) == (3, None)  # the chain alone cannot tell
+    assert verify_audit_chain(engine, head) == (3, read_audit_head(head)[0])
+
+
+def test_an_unreadable_head_anchor_is_a_clear_store_error(store_url, tmp_path):
+    from datatrust.errors import StoreError
+
+    engine = ledger(store_url)
+    head = tmp_path / "head.json"
+    head.write_text("{not json")
+    with pytest.raises(StoreError, match=r"head anchor .* is unreadable"):
+        verify_audit_chain(engine, head)
+
+
+def max_seq(engine) -> int:
+    from sqlalchemy import func, select
+
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(AuditEvent.seq))).scalar_one()

@@ -9,7 +9,7 @@ import sys
 from sqlalchemy import update
 
 from datatrust.store import AuditEvent, create_store_engine, migrate
-from datatrust.trust import AuditEntry, append_audit_entry
+from datatrust.trust import AuditEntry, append_audit_entry, audit_head_path
 
 
 def ledger(data_dir, part: str, entries: int):
@@ -18,7 +18,7 @@ def ledger(data_dir, part: str, entries: int):
     for number in range(entries):
         append_audit_entry(
             engine,
-            AuditEntry(
+            entry=AuditEntry(
                 node_id=part,
                 requester="council/analyst-cli",
                 purpose="service-planning",
@@ -29,6 +29,7 @@ def ledger(data_dir, part: str, entries: int):
                 reason="permitted",
                 policy_version="v1",
             ),
+            head=audit_head_path(data_dir, part),
         )
     return engine
 
@@ -89,3 +90,13 @@ def test_an_unknown_part_is_refused_by_name(tmp_path):
     result = verify(tmp_path, "--node", "housing")
     assert result.returncode == 2
     assert "unknown part 'housing'" in result.stderr
+
+
+def test_deleting_the_newest_entries_is_found_through_the_head_anchor(tmp_path):
+    engine = ledger(tmp_path, "health", 5)
+    with engine.begin() as connection:  # what remains is a shorter chain that verifies alone
+        connection.execute(AuditEvent.__table__.delete().where(AuditEvent.seq >= 4))
+    engine.dispose()
+    result = verify(tmp_path, "--node", "health")
+    assert result.returncode == 1
+    assert "BROKEN at entry 5" in result.stdout
