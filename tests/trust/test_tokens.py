@@ -100,7 +100,7 @@ def test_the_same_token_is_accepted_by_the_gateway_audience_too(live):
     token = live.client_credentials()["access_token"]
     config = IssuerConfig(jwks_url=f"{live.url}/jwks.json", agency="council")
     gateway = TokenValidator({live.url: config}, audience=GATEWAY)
-    assert gateway.validate(token).purposes == ("service-planning", "research")
+    assert gateway.validate(token).purposes == ("service-planning", "commissioning", "research")
 
 
 def refusal(validator: TokenValidator, token: str) -> str:
