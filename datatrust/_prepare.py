@@ -7,11 +7,14 @@ directly. Loading is idempotent per file, so preparing twice adds nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from datatrust.demo import write_demo_sources
+from datatrust.demo import DemoSources, write_demo_sources
 from datatrust.ingest import IngestReport, Pseudonymiser, ingest_file, source_format
 from datatrust.store import create_store_engine, migrate
 from datatrust.trust import load_or_create_key
@@ -34,9 +37,47 @@ def node_pseudonymiser(data_dir: Path, node_id: str) -> Pseudonymiser:
     )
 
 
-def write_demo_files(data_dir: Path):
-    """Write (or rewrite, byte-identically) the demo sources under ``data_dir/demo``."""
-    return write_demo_sources(data_dir / "demo")
+def write_demo_files(data_dir: Path) -> DemoSources:
+    """The demo sources under ``data_dir/demo``, written once per generator version.
+
+    Generating them takes seconds and gives the same bytes every time, so ``up`` writes
+    them on the first start and afterwards reuses them while ``demo/sources.json`` names
+    this generator (a hash of its source) and every file is still there; a new release
+    of the generator, or a missing file, writes them all again.
+    """
+    directory = data_dir / "demo"
+    manifest = directory / "sources.json"
+    version = _generator_version()
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        if recorded["generator"] == version:
+            sources = {
+                node: [(name, directory / path) for name, path in files]
+                for node, files in recorded["sources"].items()
+            }
+            if all(path.is_file() for files in sources.values() for _, path in files):
+                return sources
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no manifest, or not ours: write the sources
+    sources = write_demo_sources(directory)
+    listing = {
+        node: [(name, path.relative_to(directory).as_posix()) for name, path in files]
+        for node, files in sources.items()
+    }
+    temporary = manifest.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"generator": version, "sources": listing}), "utf-8")
+    os.replace(temporary, manifest)
+    return sources
+
+
+def _generator_version() -> str:
+    """A hash of the demo generator's own source files: what the sources depend on."""
+    from datatrust import demo
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(demo.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 CONSENTING_NODES = ("health", "social-care")

@@ -19,7 +19,6 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import regopy
-from opa_client import OpaClient
 
 __all__ = [
     "ENTRYPOINT",
@@ -248,6 +247,8 @@ class OpaEngine:
         https = parts.scheme == "https"
         # One retry, which urllib3 makes at once: it covers a kept-alive connection the
         # server closed between two decisions, without a back-off delaying a deny.
+        from opa_client import OpaClient  # only an OPA-backed node pays for importing it
+
         self._client = OpaClient(
             host=str(parts.hostname),
             port=parts.port or (443 if https else 80),

@@ -78,3 +78,16 @@ def test_coventry_lsoas_are_real_2021_codes_with_coventry_names() -> None:
     assert lsoas[0].code == "E01009522"
     assert lsoas[0].name == "Coventry 014A"
     assert all(lsoa.code.startswith("E01") and lsoa.name.startswith("Coventry ") for lsoa in lsoas)
+
+
+def test_up_writes_the_demo_sources_once_and_again_only_when_one_is_missing(tmp_path: Path) -> None:
+    from datatrust._prepare import write_demo_files
+
+    first = write_demo_files(tmp_path)
+    path = first["health"][0][1]
+    written_at = path.stat().st_mtime_ns
+    assert write_demo_files(tmp_path) == first
+    assert path.stat().st_mtime_ns == written_at  # reused, not rewritten
+    path.unlink()
+    assert write_demo_files(tmp_path) == first
+    assert path.is_file()
