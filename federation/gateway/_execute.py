@@ -61,6 +61,8 @@ async def execute_plan(
     body: dict[str, Any] = {"data": shape(supergraph.schema, plan.selections, raw, run.variables)}
     if errors:
         body["errors"] = errors
+    if run.disclosure:
+        body["extensions"] = {"disclosureControl": run.disclosure}
     return body
 
 
@@ -78,6 +80,7 @@ class _Run:
         self.variables = variables
         self.headers = headers
         self.timeout_seconds = timeout_seconds
+        self.disclosure: dict[str, dict[str, Any]] = {}
 
     async def fetch(self, fetch: Fetch, raw: dict[str, Any]) -> _Errors:
         if fetch.targets:
@@ -136,6 +139,19 @@ class _Run:
             for error in errors
         ]
 
+    def _note_disclosure(self, node: str, extensions: Any) -> None:
+        """Keep each node's disclosure-control note, so the analyst learns, per node, how
+        many cells were suppressed and under which threshold and rounding (suppressed cells
+        are null; without the note they could be read as missing data)."""
+        note = extensions.get("disclosureControl") if isinstance(extensions, dict) else None
+        if not isinstance(note, dict):
+            return
+        kept = self.disclosure.get(node)
+        if kept is None:
+            self.disclosure[node] = dict(note)
+        elif isinstance(note.get("suppressedCells"), int):
+            kept["suppressedCells"] = int(kept.get("suppressedCells", 0)) + note["suppressedCells"]
+
     async def _post(self, fetch: Fetch, extra: dict[str, Any]) -> tuple[Any, _Errors]:
         """The node's ``data`` and its GraphQL errors; a failed call becomes one error."""
         used = {name: self.variables[name] for name in fetch.variables if name in self.variables}
@@ -159,6 +175,7 @@ class _Run:
             return None, [
                 _unavailable(node, f"answered HTTP {response.status_code} without a GraphQL body")
             ]
+        self._note_disclosure(node, answer.get("extensions"))
         errors = answer.get("errors") or []
         if not isinstance(errors, list):
             errors = [{"message": "errors is not a list"}]

@@ -223,3 +223,35 @@ async def test_introspection_is_answered_by_the_gateway_without_node_calls(
         {"data": {"__typename": "Query", "__type": {"name": "Area", "kind": "OBJECT"}}},
         [],
     )
+
+
+async def test_each_nodes_disclosure_control_note_reaches_the_analyst(
+    supergraph: Supergraph, network: Network
+) -> None:
+    """Suppressed cells are null: the note per node says so, summed over its calls."""
+    import json
+
+    inner = network.apps["b"]  # the subgraph with encounter counts
+
+    async def with_note(scope, receive, send):
+        async def noting(message):
+            if message["type"] == "http.response.body" and message.get("body"):
+                body = json.loads(message["body"])
+                body["extensions"] = {
+                    "disclosureControl": {"minCellSize": 10, "roundedTo": 5, "suppressedCells": 1}
+                }
+                message = {**message, "body": json.dumps(body).encode()}
+            elif message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [(k, v) for k, v in message["headers"] if k != b"content-length"],
+                }
+            await send(message)
+
+        await inner(scope, receive, noting)
+
+    network.apps["b"] = with_note
+    result = await _run(supergraph, network, DEMO)
+    assert result["extensions"] == {
+        "disclosureControl": {"b": {"minCellSize": 10, "roundedTo": 5, "suppressedCells": 1}}
+    }
