@@ -441,3 +441,8 @@ app.add_typer(policy_app, name="policy")
 from datatrust._consent_cli import consent_app  # noqa: E402
 
 app.add_typer(consent_app, name="consent")
+
+
+from datatrust._gateway_cli import gateway_app  # noqa: E402
+
+app.add_typer(gateway_app, name="gateway")
