@@ -17,6 +17,7 @@ from datatrust.policies._enforcement import (
     Requester,
     describe_fields,
     gateway_view,
+    require_permit,
     shipped_policy,
 )
 from datatrust.policies._engines import Decision, Obligations
@@ -62,5 +63,6 @@ __all__ = [
     "platform_policy_path",
     "protect_cells",
     "query_check",
+    "require_permit",
     "shipped_policy",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "Requester",
     "describe_fields",
     "gateway_view",
+    "require_permit",
     "shipped_policy",
 ]
 
@@ -107,6 +108,13 @@ class Permit:
 
     def row_filters(self, kind: str) -> list[dict[str, Any]]:
         return [f for f in self.obligations.row_filters if f.get("kind") == kind]
+
+
+def require_permit(value: object) -> Permit:
+    """``value`` if it is a Permit, else a refusal: no read of agency data goes without one."""
+    if not isinstance(value, Permit):
+        raise AccessDenied("access denied: no policy decision covers this read")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema import FederationAny
 
-from datatrust.errors import AccessDenied
-from datatrust.policies import Permit, Requester
+from datatrust.policies import Permit, Requester, require_permit
 from datatrust.trust import PurposeRegister
 
 __all__ = [
@@ -107,11 +106,7 @@ class MaskObligations(SchemaExtension):
 
 def permit_of(info: strawberry.Info) -> Permit:
     """The request's Permit; no resolver reads the store without one (deny by default)."""
-    context = info.context
-    permit = getattr(context, "permit", None)
-    if not isinstance(permit, Permit):
-        raise AccessDenied("access denied: no policy decision covers this read")
-    return permit
+    return require_permit(getattr(info.context, "permit", None))
 
 
 def loader(

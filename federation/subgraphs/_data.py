@@ -25,9 +25,8 @@ from datetime import date
 from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.sql import Select
 
-from datatrust.errors import AccessDenied
 from datatrust.federation.subgraphs._filters import restrict
-from datatrust.policies import Permit
+from datatrust.policies import Permit, require_permit
 from datatrust.policies._disclosure import cell_key
 from datatrust.store import CareEpisode, Encounter, ReadingHourly, WifiDaily
 
@@ -61,11 +60,6 @@ def _counts(engine: Engine, query: Select) -> dict[str, Count]:
         }
 
 
-def _require(permit: Permit) -> None:
-    if not isinstance(permit, Permit):
-        raise AccessDenied("access denied: no policy decision covers this read")
-
-
 def _summed_roll_up(
     engine: Engine,
     permit: Permit,
@@ -84,7 +78,7 @@ def _summed_roll_up(
     summing roll-up rows, the same area and period always have the same rows, so the same
     cell key and the same answer. No person is named in a roll-up, so no subjects.
     """
-    _require(permit)
+    require_permit(permit)
     query = (
         select(table.lsoa_code, func.sum(value), cell_key(table.id, salt), literal(0))
         .where(*conditions)
@@ -131,7 +125,7 @@ def air_quality_by_area(
     engine: Engine, permit: Permit, codes: Sequence[str], since: date | None, until: date | None
 ) -> dict[str, dict[str, float | int]]:
     """Mean of each pollutant (µg/m³) and the number of readings behind it, per area."""
-    _require(permit)
+    require_permit(permit)
     hourly = ReadingHourly
     query = (
         select(hourly.lsoa_code, hourly.quantity, func.sum(hourly.total), func.sum(hourly.count))
@@ -182,7 +176,7 @@ def encounter_count_by_area(
     salt: int = 0,
 ) -> dict[str, Count]:
     """Hospital encounters of residents of each area that started in the period."""
-    _require(permit)
+    require_permit(permit)
     query = (
         select(
             Encounter.lsoa_code,
@@ -208,7 +202,7 @@ def open_care_episodes_by_area(
     engine: Engine, permit: Permit, codes: Sequence[str], on: date | None, *, salt: int = 0
 ) -> dict[str, Count]:
     """Care episodes open on ``on`` (started on or before it, not ended before it)."""
-    _require(permit)
+    require_permit(permit)
     query = (
         select(
             CareEpisode.lsoa_code,

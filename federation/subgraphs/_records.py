@@ -15,9 +15,8 @@ from datetime import date, datetime
 
 from sqlalchemy import Engine, select
 
-from datatrust.federation.subgraphs._data import _require
 from datatrust.federation.subgraphs._filters import restrict
-from datatrust.policies import Permit
+from datatrust.policies import Permit, require_permit
 from datatrust.store import CareEpisode, Encounter, Person
 
 __all__ = [
@@ -63,7 +62,7 @@ _PERSON_COLUMNS = (Person.pseudonym, Person.birth_year, Person.gender, Person.ls
 
 def patients(engine: Engine, permit: Permit, first: int, after: str | None) -> list[PersonRow]:
     """A page of the hospital's patients that the permit lets through, by pseudonym."""
-    _require(permit)
+    require_permit(permit)
     query = select(*_PERSON_COLUMNS).order_by(Person.pseudonym).limit(max(0, min(first, 1000)))
     if after is not None:
         query = query.where(Person.pseudonym > after)
@@ -76,7 +75,7 @@ def patients_by_pseudonym(
     engine: Engine, permit: Permit, pseudonyms: Sequence[str]
 ) -> dict[str, PersonRow]:
     """The patients among ``pseudonyms`` that the permit lets through."""
-    _require(permit)
+    require_permit(permit)
     query = select(*_PERSON_COLUMNS).where(Person.pseudonym.in_(pseudonyms))
     query = restrict(query, permit, subject=Person.pseudonym, when=None)
     with engine.connect() as connection:
@@ -91,7 +90,7 @@ def encounters_of(
     until: date | None,
 ) -> dict[str, list[EncounterRow]]:
     """Each person's encounters in the period (and inside the agreement's dates)."""
-    _require(permit)
+    require_permit(permit)
     query = (
         select(
             Encounter.pseudonym,
@@ -120,7 +119,7 @@ def encounters_of(
 
 def care_recipients(engine: Engine, permit: Permit, first: int, after: str | None) -> list[str]:
     """A page of the pseudonyms of people with care episodes that the permit lets through."""
-    _require(permit)
+    require_permit(permit)
     query = (
         select(CareEpisode.pseudonym)
         .where(CareEpisode.pseudonym.is_not(None))
@@ -139,7 +138,7 @@ def care_episodes_of(
     engine: Engine, permit: Permit, pseudonyms: Sequence[str]
 ) -> dict[str, list[CareEpisodeRow]]:
     """Each person's care episodes (inside the agreement's dates)."""
-    _require(permit)
+    require_permit(permit)
     query = (
         select(
             CareEpisode.pseudonym,
