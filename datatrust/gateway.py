@@ -4,6 +4,10 @@ The gateway is defence in depth: it authenticates the caller's access token and 
 request the enforcement point would refuse before calling any node, recording every
 decision in its own audit ledger; the nodes check again for themselves, with the same
 token, which the gateway forwards unchanged.
+
+Introspection (``__schema``, ``__type``) is answered by the gateway itself and carries no
+agency data, so no agreement rules on it; but it is not anonymous either: the caller must
+present a trusted token and a registered purpose that token allows, and it is audited.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from starlette.applications import Starlette
 
 from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._ratelimit import RateLimiter
-from datatrust.errors import DatatrustError, SourceError, StoreError
+from datatrust.errors import AccessDenied, DatatrustError, SourceError, StoreError
 from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
 from datatrust.network import client_ssl_context
@@ -46,6 +50,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         requester: Requester | None,
         refusal: DatatrustError | None,
         permit: Permit | None = None,
+        reason: str = "permitted",
     ) -> None:
         entry = AuditEntry(
             node_id="gateway",
@@ -55,7 +60,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             fields=describe_fields(fields),
             outcome="deny" if refusal else "permit",
             code=refusal.code if refusal else "OK",
-            reason=refusal.message if refusal else "permitted",
+            reason=refusal.message if refusal else reason,
             policy_version=permit.policy_version if permit else runtime.policy_version,
             agency=requester.agency if requester else None,
             roles=requester.roles if requester else (),
@@ -79,6 +84,10 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         requester = None
         try:
             requester = authenticate(_header(headers, "authorization"))
+            if _is_introspection(fields):
+                _check_purpose(purpose, requester)
+                record(headers, purpose, fields, requester, None, reason=_INTROSPECTION_REASON)
+                return
             permit = runtime.decide(
                 AccessRequest(
                     purpose=purpose,
@@ -102,6 +111,23 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             """Nodes see the gateway's certificate, which proves who calls, not what it may see."""
             return httpx.AsyncClient(verify=context)
 
+    def _check_purpose(purpose: str | None, requester: Requester) -> None:
+        """A registered purpose the token allows, as the enforcement point checks it."""
+        register = runtime.register
+        if register is None:
+            raise AccessDenied(
+                f"access denied: the gateway has no data-use policy in force ({runtime.load_error})"
+            )
+        declared = register.resolve(purpose)
+        allowed = requester.purposes
+        if allowed is not None and declared.id not in allowed:
+            raise AccessDenied(
+                f"access denied: your access token does not allow purpose {declared.id!r} "
+                f"(it allows: {', '.join(allowed) or 'none'})",
+                purpose=declared.id,
+                node="gateway",
+            )
+
     def policy_in_force() -> dict[str, str | None]:
         """``/readyz`` names the policy version the gateway decides with, as nodes do."""
         if runtime.register is None:
@@ -114,10 +140,20 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         client_factory=client_factory,
         timeout_seconds=settings.timeout_seconds,
         readiness=policy_in_force,
+        limits=settings.query_limits,
+        introspection=settings.introspection,
+        recompose_seconds=settings.recompose_seconds,
     )
 
 
 _ROOT_TYPES = frozenset({"Query", "Mutation"})
+_INTROSPECTION = frozenset({("Query", "__schema"), ("Query", "__type")})
+_INTROSPECTION_REASON = "introspection: schema metadata only, no agency data"
+
+
+def _is_introspection(fields: frozenset[tuple[str, str]]) -> bool:
+    """True when the operation reads the schema and nothing else."""
+    return bool(fields) and fields <= _INTROSPECTION
 
 
 def _is_aggregate(fields: frozenset[tuple[str, str]]) -> bool:

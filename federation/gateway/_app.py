@@ -3,6 +3,14 @@
 Every refusal is a GraphQL error built by :func:`datatrust.errors.graphql_error`, sent as
 ``{"data": null, "errors": [...]}`` with the error's status hint; an unexpected exception
 is logged and masked as INTERNAL, never a bare 500 page.
+
+A JSON array body is a batch (GraphQL-over-HTTP batching, as Apollo clients send it): each
+operation is answered on its own and the answers come back as an array in the same order.
+Every request gets an id (the caller's ``X-Request-Id`` when it is a sane token, else a new
+one) that is forwarded to every node and returned in the response's ``X-Request-Id``, so
+the gateway's and every node's audit entries for one request can be found together. When
+the client goes away before the answer is ready, the node calls still in flight are
+cancelled rather than left to run for nobody.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,7 +34,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -38,11 +47,25 @@ from datatrust.errors import (
     graphql_error,
 )
 
-from ._errors import CompositionError, InvalidOperation, NotReady
+from ._errors import (
+    CompositionError,
+    IntrospectionDisabled,
+    InvalidOperation,
+    NotReady,
+    QueryTooComplex,
+    RequestTooLarge,
+)
 from ._gateway import Authorize, Gateway
+from ._limits import QueryLimits, check_batch_size
 
 MAX_BODY_BYTES = 1_048_576
+REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged for a request whose client left first (nginx's convention)."""
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _log = logging.getLogger("datatrust.federation.gateway")
+_Answer = tuple[dict[str, Any], int, dict[str, str]]
 
 
 class _Metrics:
@@ -69,6 +92,9 @@ def create_gateway_app(
     timeout_seconds: float = 10.0,
     startup_wait_seconds: float = 30.0,
     readiness: Callable[[], Mapping[str, Any]] | None = None,
+    limits: QueryLimits | None = None,
+    introspection: bool = True,
+    recompose_seconds: float = 30.0,
 ) -> Starlette:
     """A Starlette app answering GraphQL across ``subgraphs`` (node name -> /graphql URL).
 
@@ -78,6 +104,10 @@ def create_gateway_app(
     process that embeds the gateway knows to ``/readyz`` (the trust gateway: the policy
     version it decides with); a ``DatatrustError`` from it makes the gateway not ready,
     with its message as the reason.
+
+    ``limits`` bound every operation (and batch) before any node is called;
+    ``introspection`` false refuses ``__schema``/``__type``; every ``recompose_seconds``
+    (0: never) the nodes' SDL is fetched again and the supergraph recomposed if it changed.
     """
     gateway = Gateway(
         subgraphs,
@@ -85,52 +115,79 @@ def create_gateway_app(
         client_factory=client_factory,
         timeout_seconds=timeout_seconds,
         startup_wait_seconds=startup_wait_seconds,
+        limits=limits,
+        introspection=introspection,
+        recompose_seconds=recompose_seconds,
     )
     metrics = _Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        retrying: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = [asyncio.create_task(gateway.watch())]
         try:
             async with asyncio.timeout(min(timeout_seconds, 2.0)):
                 await gateway.refresh()
         except (NotReady, CompositionError, TimeoutError):
-            retrying = asyncio.create_task(gateway.start())
+            background.append(asyncio.create_task(gateway.start()))
         try:
             yield
         finally:
-            if retrying is not None:
-                retrying.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await retrying
+                    await task
             await gateway.close()
 
-    async def graphql(request: Request) -> Response:
-        started = time.perf_counter()
-        outcome, purpose, status = "error", "unverified", 200
-        headers: dict[str, str] = {}
+    async def answer(fields: Any, headers: Mapping[str, str]) -> _Answer:
+        """One operation's body, status and extra headers; every failure becomes a body."""
+        outcome, purpose = "error", "unverified"
         try:
-            query, variables, operation_name = await _read(request)
-            body = await gateway.answer(query, variables, operation_name, request.headers)
+            query, variables, operation_name = _operation(fields)
+            body = await gateway.answer(query, variables, operation_name, headers)
             outcome = "partial" if "errors" in body else "ok"
             if authorize is not None:
-                purpose = request.headers.get("purpose", "none")
+                purpose = headers.get("purpose", "none")
+            return body, 200, {}
         except DatatrustError as error:
-            errors = error.errors if isinstance(error, InvalidOperation) else (error,)
-            body = {"data": None, "errors": [graphql_error(e) for e in errors]}
-            status = error.status_hint
-            headers = error_headers(error)
             outcome = _outcome(error)
+            return _refusal(error)
         except Exception:
             incident = uuid.uuid4().hex[:12]
             _log.exception("gateway request failed unexpectedly (incident %s)", incident)
             internal = DatatrustError(
                 "the gateway failed unexpectedly; its log has the details", incident=incident
             )
-            body, status = {"data": None, "errors": [graphql_error(internal)]}, 500
-        metrics.requests.labels(outcome=outcome, purpose=purpose).inc()
-        metrics.latency.observe(time.perf_counter() - started)
-        return JSONResponse(body, status_code=status, headers=headers)
+            return {"data": None, "errors": [graphql_error(internal)]}, 500, {}
+        finally:
+            metrics.requests.labels(outcome=outcome, purpose=purpose).inc()
+
+    async def graphql(request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = incoming_request_id(request.headers)
+        headers = {**dict(request.headers.items()), "x-request-id": request_id}
+        try:
+            try:
+                operations, batched = await _read(request, gateway.limits)
+            except DatatrustError as error:
+                metrics.requests.labels(outcome=_outcome(error), purpose="unverified").inc()
+                body, status, extra = _refusal(error)
+                return JSONResponse(body, status, {**extra, REQUEST_ID_HEADER: request_id})
+            answering = asyncio.ensure_future(
+                asyncio.gather(*(answer(fields, headers) for fields in operations))
+            )
+            answers = await _unless_disconnected(request, answering)
+        except (ClientDisconnect, _ClientGone):
+            metrics.requests.labels(outcome="cancelled", purpose="unverified").inc()
+            _log.info("request %s: the client went away; its node calls were cancelled", request_id)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        finally:
+            metrics.latency.observe(time.perf_counter() - started)
+        if batched:
+            return JSONResponse(
+                [body for body, _, _ in answers], headers={REQUEST_ID_HEADER: request_id}
+            )
+        ((body, status, extra),) = answers
+        return JSONResponse(body, status, {**extra, REQUEST_ID_HEADER: request_id})
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -163,31 +220,116 @@ def create_gateway_app(
     return app
 
 
+def incoming_request_id(headers: Mapping[str, str]) -> str:
+    """The caller's ``X-Request-Id`` if it is a sane token, else a new uuid4 hex.
+
+    Sane is 1 to 128 characters of ``[A-Za-z0-9._:-]``: anything else (a log-injection
+    attempt, a whole JSON document) is replaced, never truncated into something misleading.
+    """
+    given = next((v for k, v in headers.items() if k.lower() == "x-request-id"), None)
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _refusal(error: DatatrustError) -> _Answer:
+    errors = error.errors if isinstance(error, InvalidOperation) else (error,)
+    body = {"data": None, "errors": [graphql_error(e) for e in errors]}
+    return body, error.status_hint, error_headers(error)
+
+
+class _ClientGone(Exception):
+    """The client sent ``http.disconnect`` before its answer was ready."""
+
+
+async def _unless_disconnected(request: Request, answering: asyncio.Future[Any]) -> Any:
+    """``answering``'s result, or _ClientGone after cancelling it if the client leaves first.
+
+    The request body has been read, so the next ASGI message can only be the disconnect
+    (servers block ``receive()`` until then); watching for it alongside the answer is how
+    node calls for a departed client get cancelled instead of running to their timeout.
+    """
+    watching = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({answering, watching}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        answering.cancel()
+        raise
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    if answering in done:
+        return answering.result()
+    answering.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await answering
+    raise _ClientGone
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _outcome(error: DatatrustError) -> str:
     if isinstance(error, NotReady):
         return "not_ready"
-    if isinstance(error, PurposeError | AccessDenied):
+    if isinstance(error, PurposeError | AccessDenied | IntrospectionDisabled):
         return "refused"
+    if isinstance(error, QueryTooComplex | RequestTooLarge):
+        return "over_limit"
     if isinstance(error, CallerError):
         return "bad_request"
     return "error"
 
 
-async def _read(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
-    """The query, variables and operation name of a GraphQL-over-HTTP request."""
+async def _read(request: Request, limits: QueryLimits) -> tuple[list[Any], bool]:
+    """The operations of a GraphQL-over-HTTP request, and whether it was a batch.
+
+    Each operation is the JSON value sent for it, checked later by :func:`_operation` so
+    that one bad entry in a batch fails only its own answer.
+    """
     if request.method == "GET":
-        fields: Mapping[str, Any] = dict(request.query_params)
+        fields: dict[str, Any] = dict(request.query_params)
         if "variables" in fields:
             fields = {**fields, "variables": _json(fields["variables"], "the variables parameter")}
-    else:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise CallerError(
-                f"the request body is over {MAX_BODY_BYTES} bytes; send a smaller query"
+        return [fields], False
+    body = await _body(request)
+    fields = _json(body, "the request body")
+    if isinstance(fields, list) and fields:
+        check_batch_size(len(fields), limits)
+        return fields, True
+    if not isinstance(fields, dict):
+        raise CallerError(
+            'the request body must be a JSON object such as {"query": "{ ... }"}, '
+            "or a non-empty array of them for a batch"
+        )
+    return [fields], False
+
+
+async def _body(request: Request) -> bytes:
+    """The body, refused as soon as it passes MAX_BODY_BYTES rather than after reading it."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestTooLarge(
+                f"the request body is over {MAX_BODY_BYTES:,} bytes; send a smaller query "
+                "or a smaller batch",
+                limit="body_bytes",
+                maximum=MAX_BODY_BYTES,
             )
-        fields = _json(body, "the request body")
-        if not isinstance(fields, dict):
-            raise CallerError('the request body must be a JSON object such as {"query": "{ ... }"}')
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _operation(fields: Any) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The query, variables and operation name of one operation's JSON object."""
+    if not isinstance(fields, dict):
+        raise CallerError(
+            'each operation of a batch must be a JSON object such as {"query": "{ ... }"}'
+        )
     query, variables = fields.get("query"), fields.get("variables")
     operation_name = fields.get("operationName")
     if not isinstance(query, str) or not query.strip():

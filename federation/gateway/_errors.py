@@ -3,8 +3,11 @@
 ::
 
     CallerError
-    └── QueryError
-        └── InvalidOperation     several parse or validation errors, each a QueryError
+    ├── QueryError
+    │   └── InvalidOperation     several parse or validation errors, each a QueryError
+    ├── QueryTooComplex          over a limit on depth, aliases or estimated cost
+    ├── RequestTooLarge          a document or batch over its size limit (413)
+    └── IntrospectionDisabled    introspection asked for where the operator turned it off
     SourceError
     ├── CompositionError     the subgraphs' schemas cannot be composed into one supergraph
     └── PeerError
@@ -18,7 +21,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from datatrust.errors import PeerError, QueryError, SourceError
+from datatrust.errors import CallerError, PeerError, QueryError, SourceError
 
 
 class CompositionError(SourceError):
@@ -63,3 +66,27 @@ class InvalidOperation(QueryError):
                 for error in errors
             ]
         )
+
+
+class QueryTooComplex(CallerError):
+    """An operation over one of the gateway's limits (depth, aliases, estimated cost).
+
+    ``details`` name the limit, the measured value, the maximum and the field where the
+    limit was crossed, so the caller can see what to ask for less of.
+    """
+
+    code = "QUERY_TOO_COMPLEX"
+
+
+class RequestTooLarge(CallerError):
+    """A query document or a batch bigger than the gateway accepts, refused before parsing."""
+
+    code = "REQUEST_TOO_LARGE"
+    status_hint = 413
+
+
+class IntrospectionDisabled(CallerError):
+    """The operator turned introspection off (setting ``introspection = false``)."""
+
+    code = "INTROSPECTION_DISABLED"
+    status_hint = 403

@@ -23,8 +23,12 @@ from ._plan import Fetch, QueryPlan
 from ._shape import deep_merge, shape
 from ._supergraph import Supergraph
 
-FORWARDED_HEADERS = ("Purpose", "Authorization", "traceparent")
-"""The caller's headers passed to every node; the gateway adds none of its own."""
+FORWARDED_HEADERS = ("Purpose", "Authorization", "traceparent", "X-Request-Id")
+"""The caller's headers passed to every node; the gateway adds none of its own privileges.
+
+``X-Request-Id`` is the one the gateway's HTTP layer vetted or made up for this request, so
+every node's audit entry for it carries the same id as the gateway's own.
+"""
 
 _log = logging.getLogger("datatrust.federation.gateway")
 _Errors = list[dict[str, Any]]

@@ -84,7 +84,8 @@ async def test_an_authorize_refusal_makes_no_node_call_and_answers_its_error(
         ),
         pytest.param(
             b"[]",
-            'the request body must be a JSON object such as {"query": "{ ... }"}',
+            'the request body must be a JSON object such as {"query": "{ ... }"}, '
+            "or a non-empty array of them for a batch",
             id="not an object",
         ),
         pytest.param(
