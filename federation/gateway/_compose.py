@@ -5,7 +5,9 @@ rules are a strict subset of Apollo's composition: a field shared by several sub
 must have one type and one argument list and be ``@shareable`` everywhere (key fields are
 shareable implicitly); every subgraph that defines an entity defines all its key fields;
 a value type (no ``@key``) has the same fields wherever it is defined; enums, inputs,
-scalars and unions are identical wherever they are defined.
+scalars and unions are identical wherever they are defined. Types and fields marked
+``@inaccessible`` (a node's part in the gateway's own cross-agency counts) are left out of
+the API schema, as Apollo's composition leaves them out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from graphql import (
 )
 
 from ._errors import CompositionError
+from ._links import check_links
 from ._merged import MergedField, MergedType, build_supergraph, strip
+from ._overlap import with_cross_agency_counts
 from ._supergraph import Supergraph
 
 _FEDERATION_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "FieldSet"})
@@ -54,7 +58,8 @@ def compose(subgraph_sdl: Mapping[str, str]) -> Supergraph:
         raise CompositionError("no subgraph defines a root Query field; add one to a subgraph")
     for merged in types.values():
         _check_type(merged)
-    return build_supergraph(tuple(subgraph_sdl), types)
+    supergraph = build_supergraph(tuple(subgraph_sdl), types)
+    return with_cross_agency_counts(supergraph, subgraph_sdl)
 
 
 def _read_subgraph(subgraph: str, sdl: str, types: dict[str, MergedType]) -> None:
@@ -64,6 +69,7 @@ def _read_subgraph(subgraph: str, sdl: str, types: dict[str, MergedType]) -> Non
         raise CompositionError(
             f"subgraph '{subgraph}' SDL does not parse: {error.message}", subgraph=subgraph
         ) from error
+    check_links(subgraph, document)
     roots = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}
     for node in document.definitions:
         if isinstance(node, SchemaDefinitionNode | SchemaExtensionNode):
@@ -80,6 +86,8 @@ def _read_subgraph(subgraph: str, sdl: str, types: dict[str, MergedType]) -> Non
             or name.startswith(("link__", "federation__"))
         ):
             continue
+        if _is_inaccessible(node.directives):
+            continue  # @inaccessible: served to the gateway itself, never in the API schema
         if name == roots["query"]:
             name = "Query"
         kind = node.kind.removesuffix("_definition").removesuffix("_extension")
@@ -110,6 +118,8 @@ def _read_fields(
         if merged.name == "Query" and name in _FEDERATION_ROOT_FIELDS:
             continue
         field_directives = _directives(definition.directives)
+        if "inaccessible" in field_directives:
+            continue
         merged.fields.setdefault(name, []).append(
             MergedField(
                 subgraph,
@@ -125,6 +135,10 @@ def _directives(nodes: tuple[DirectiveNode, ...] | None) -> dict[str, list[Direc
     for node in nodes or ():
         found.setdefault(node.name.value.removeprefix("federation__"), []).append(node)
     return found
+
+
+def _is_inaccessible(nodes: tuple[DirectiveNode, ...] | None) -> bool:
+    return "inaccessible" in _directives(nodes)
 
 
 def _fields_arg(key: DirectiveNode) -> str:
@@ -182,6 +196,7 @@ def _check_type(merged: MergedType) -> None:
                         type=merged.name,
                         field=missing[0],
                     )
+    _check_keys_resolvable(merged)
     if not is_entity and merged.name != "Query" and len(merged.nodes) > 1:
         for name, definitions in merged.fields.items():
             lacking = [s for s in merged.nodes if s not in {d.subgraph for d in definitions}]
@@ -192,6 +207,27 @@ def _check_type(merged: MergedType) -> None:
                     f"same fields in every subgraph, or make {merged.name} an entity with @key",
                     type=merged.name,
                     field=name,
+                )
+
+
+def _check_keys_resolvable(merged: MergedType) -> None:
+    """A key a subgraph refers to entities by (``resolvable: false``) must be resolvable somewhere.
+
+    Otherwise the gateway would hold representations it can send to no ``_entities``.
+    """
+    resolvable = {
+        frozenset(fields) for keys in merged.keys.values() for fields, ok, _ in keys if ok
+    }
+    for owner, keys in merged.keys.items():
+        for fields, is_resolvable, text in keys:
+            if not is_resolvable and frozenset(fields) not in resolvable:
+                raise CompositionError(
+                    f'{merged.name} @key(fields: "{text}", resolvable: false) in subgraph '
+                    f"'{owner}' refers to {merged.name} entities by that key, but no subgraph "
+                    f'resolves {merged.name} by it; add @key(fields: "{text}") to the subgraph '
+                    f"that owns {merged.name}",
+                    type=merged.name,
+                    subgraph=owner,
                 )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.sql import Select
 
 from datatrust.federation.subgraphs._filters import restrict
+from datatrust.federation.subgraphs._one_of import one_of
 from datatrust.policies import Permit, require_permit
 from datatrust.policies._disclosure import cell_key
 from datatrust.store import CareEpisode, Encounter, ReadingHourly, WifiDaily
@@ -114,7 +115,7 @@ def footfall_by_area(
         hourly.total,
         hourly.hour,
         hourly.quantity == "people_in",
-        hourly.lsoa_code.in_(codes),
+        one_of(hourly.lsoa_code, codes),
         since=since,
         until=until,
         salt=salt,
@@ -129,7 +130,7 @@ def air_quality_by_area(
     hourly = ReadingHourly
     query = (
         select(hourly.lsoa_code, hourly.quantity, func.sum(hourly.total), func.sum(hourly.count))
-        .where(hourly.quantity.in_(PARTICULATE_QUANTITIES), hourly.lsoa_code.in_(codes))
+        .where(hourly.quantity.in_(PARTICULATE_QUANTITIES), one_of(hourly.lsoa_code, codes))
         .group_by(hourly.lsoa_code, hourly.quantity)
     )
     query = restrict(query, permit, subject=None, when=hourly.hour, since=since, until=until)
@@ -158,7 +159,7 @@ def wifi_sessions_by_area(
         WifiDaily,
         WifiDaily.sessions,
         WifiDaily.day,
-        WifiDaily.lsoa_code.in_(codes),
+        one_of(WifiDaily.lsoa_code, codes),
         since=since,
         until=until,
         salt=salt,
@@ -184,7 +185,7 @@ def encounter_count_by_area(
             cell_key(Encounter.id, salt),
             func.count(func.distinct(Encounter.pseudonym)),
         )
-        .where(Encounter.lsoa_code.in_(codes))
+        .where(one_of(Encounter.lsoa_code, codes))
         .group_by(Encounter.lsoa_code)
     )
     query = restrict(
@@ -210,7 +211,7 @@ def open_care_episodes_by_area(
             cell_key(CareEpisode.id, salt),
             func.count(func.distinct(CareEpisode.la_person_token)),
         )
-        .where(CareEpisode.lsoa_code.in_(codes))
+        .where(one_of(CareEpisode.lsoa_code, codes))
         .group_by(CareEpisode.lsoa_code)
     )
     if on is None:

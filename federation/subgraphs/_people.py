@@ -14,7 +14,7 @@ import re
 
 import strawberry
 
-from datatrust.errors import AccessDenied
+from datatrust.errors import AccessDenied, QueryError
 from datatrust.federation.subgraphs._base import NodeContext, permit_of
 from datatrust.federation.subgraphs._pseudonyms import PseudonymCodec
 
@@ -43,9 +43,24 @@ def pseudonym_out(info: strawberry.Info, pseudonym: str) -> str:
     return pseudonym
 
 
-def pseudonym_in(info: strawberry.Info, given: str) -> str | None:
-    """The trust pseudonym behind ``given``, if it is in the form this request may use."""
+def pseudonym_in(info: strawberry.Info, given: str) -> str:
+    """The trust pseudonym behind ``given``, or a QueryError if it is not in this request's form.
+
+    In an ``_entities`` call the error is that entity's alone (path ``["_entities", i]``);
+    as a ``patients(after:)`` cursor it refuses the field rather than restart the listing.
+    """
     permit = permit_of(info)
     if permit.is_pseudonymised("Person", "pseudonym"):
-        return _codec_of(info).decode(given, permit.agreement or "")
-    return given if _TRUST_PSEUDONYM.match(given) else None
+        key = _codec_of(info).decode(given, permit.agreement or "")
+        if key is None:
+            raise QueryError(
+                f"Person.pseudonym is not one agreement {permit.agreement} gives (r-...); "
+                "use a pseudonym a node returned under that agreement"
+            )
+        return key
+    if not _TRUST_PSEUDONYM.match(given):
+        raise QueryError(
+            "Person.pseudonym is not a trust pseudonym (p- or l- and 32 hex digits), the form "
+            f"agreement {permit.agreement} gives"
+        )
+    return given

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import Engine, select
 
 from datatrust.federation.subgraphs._filters import restrict
+from datatrust.federation.subgraphs._one_of import one_of
 from datatrust.policies import Permit, require_permit
 from datatrust.store import CareEpisode, Encounter, Person
 
@@ -76,7 +77,7 @@ def patients_by_pseudonym(
 ) -> dict[str, PersonRow]:
     """The patients among ``pseudonyms`` that the permit lets through."""
     require_permit(permit)
-    query = select(*_PERSON_COLUMNS).where(Person.pseudonym.in_(pseudonyms))
+    query = select(*_PERSON_COLUMNS).where(one_of(Person.pseudonym, pseudonyms))
     query = restrict(query, permit, subject=Person.pseudonym, when=None)
     with engine.connect() as connection:
         return {row[0]: PersonRow(*row) for row in connection.execute(query)}
@@ -99,7 +100,7 @@ def encounters_of(
             Encounter.class_code,
             Encounter.status,
         )
-        .where(Encounter.pseudonym.in_(pseudonyms))
+        .where(one_of(Encounter.pseudonym, pseudonyms))
         .order_by(Encounter.pseudonym, Encounter.started_at)
     )
     query = restrict(
@@ -147,7 +148,7 @@ def care_episodes_of(
             CareEpisode.started_on,
             CareEpisode.ended_on,
         )
-        .where(CareEpisode.pseudonym.in_(pseudonyms))
+        .where(one_of(CareEpisode.pseudonym, pseudonyms))
         .order_by(CareEpisode.pseudonym, CareEpisode.started_on)
     )
     query = restrict(

@@ -162,6 +162,106 @@ def test_composition_error_is_a_source_error_with_its_own_code() -> None:
             "no subgraph defines a root Query field; add one to a subgraph",
             id="no root fields",
         ),
+        pytest.param(
+            {
+                "a": _sdl(
+                    'type Person @key(fields: "pseudonym", resolvable: false) { pseudonym: ID! }\n'
+                    "type Query { cohort: [Person!]! }"
+                ),
+                "b": _sdl('type Area @key(fields: "code") { code: ID! }'),
+            },
+            "Person @key(fields: \"pseudonym\", resolvable: false) in subgraph 'a' refers to "
+            "Person entities by that key, but no subgraph resolves Person by it; add "
+            '@key(fields: "pseudonym") to the subgraph that owns Person',
+            id="key no subgraph resolves",
+        ),
+        pytest.param(
+            {
+                "a": _sdl(
+                    'type Person @key(fields: "pseudonym", resolvable: false) '
+                    "{ pseudonym: ID! }\ntype Query { cohort: [Person!]! }"
+                ),
+                "b": _sdl(
+                    'type Person @key(fields: "pseudonym", resolvable: false) { pseudonym: ID! }'
+                ),
+            },
+            "Person @key(fields: \"pseudonym\", resolvable: false) in subgraph 'a' refers to "
+            "Person entities by that key, but no subgraph resolves Person by it; add "
+            '@key(fields: "pseudonym") to the subgraph that owns Person',
+            id="key every subgraph only refers to",
+        ),
+        pytest.param(
+            {"a": "type Query { areas: [String] }"},
+            "subgraph 'a' does not link Apollo Federation 2 (a Federation 1 subgraph?); add "
+            'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", '
+            'import: ["@key"])',
+            id="federation 1",
+        ),
+        pytest.param(
+            {
+                "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", '
+                'import: ["@key"])\ntype Query { areas: [String] }'
+            },
+            "subgraph 'a' links Federation v2.9; this gateway composes v2.0 to v2.7: link "
+            '"https://specs.apollo.dev/federation/v2.7"',
+            id="federation newer than 2.7",
+        ),
+        pytest.param(
+            {
+                "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v1.0")\n'
+                "type Query { areas: [String] }"
+            },
+            "subgraph 'a' links Federation v1.0; this gateway composes v2.0 to v2.7: link "
+            '"https://specs.apollo.dev/federation/v2.7"',
+            id="federation v1 link",
+        ),
+        pytest.param(
+            {
+                "a": _sdl(
+                    'extend schema @link(url: "https://specs.apollo.dev/connect/v0.1", '
+                    'import: ["@connect"])\ntype Query { areas: [String] }'
+                )
+            },
+            "subgraph 'a' links https://specs.apollo.dev/connect/v0.1, which this gateway does "
+            'not support; link only "https://specs.apollo.dev/federation/v2.7"',
+            id="unsupported link",
+        ),
+        pytest.param(
+            {
+                "a": HEADER + HEADER.replace("v2.7", "v2.6") + "type Query { areas: [String] }",
+            },
+            "subgraph 'a' links Federation 2 times (v2.7, v2.6); link it once",
+            id="linked twice",
+        ),
+        pytest.param(
+            {
+                "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", '
+                'import: ["@key", "@authenticated"])\ntype Query { areas: [String] }'
+            },
+            "subgraph 'a' imports @authenticated, which needs Federation v2.5, but links "
+            "v2.3; link v2.5 or later",
+            id="import newer than the link",
+        ),
+        pytest.param(
+            {
+                "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", '
+                'import: ["@key", "@context"])\ntype Query { areas: [String] }'
+            },
+            "subgraph 'a' imports '@context', which is not in Federation v2.7 as this gateway "
+            "knows it; import only: @key, @shareable, @external, @requires, @provides, "
+            "@override, @inaccessible, @tag, @extends, FieldSet, @composeDirective, "
+            "@interfaceObject, @authenticated, @requiresScopes, Scope, @policy, Policy",
+            id="unknown import",
+        ),
+        pytest.param(
+            {
+                "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", '
+                'import: [{name: "@key", as: "@primaryKey"}])\ntype Query { areas: [String] }'
+            },
+            "subgraph 'a' imports @key renamed as @primaryKey; this gateway reads federation "
+            "directives by their own names, so import them without 'as'",
+            id="renamed import",
+        ),
     ],
 )
 def test_refuses_subgraphs_that_do_not_compose(subgraphs: dict[str, str], message: str) -> None:
