@@ -35,6 +35,7 @@ from datatrust.network import (
     verify_directory,
 )
 from datatrust.network._files import write_file
+from datatrust.trust import load_or_create_key, overlap_key_path
 
 __all__ = [
     "DIRECTORY_VALIDITY",
@@ -99,6 +100,7 @@ def init_local_trust(
     now = now or dt.datetime.now(dt.UTC)
     data_dir.mkdir(parents=True, exist_ok=True)
     pki = init_trust_pki(data_dir, TRUST_PARTS, subject_names=_subject_names(host))
+    load_or_create_key(overlap_key_path(data_dir))  # nodes' only; the gateway never loads it
     directory, is_signed_now = _ensure_directory(data_dir, pki, host, base_port, now)
     policy_version, is_published_now = _ensure_policy(data_dir)
     return InitResult(pki, directory, is_signed_now, policy_version, is_published_now)

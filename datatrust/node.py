@@ -28,6 +28,7 @@ from datatrust._ratelimit import RateLimiter
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.subgraphs import RequestOutcome, SubgraphEndpoint, subgraph_schema
 from datatrust.federation.subgraphs._base import NodeKeys
+from datatrust.federation.subgraphs._overlap import OverlapNodeKeys, QueryIdRegister
 from datatrust.policies._published import published_runtime
 from datatrust.settings import NodeSettings
 from datatrust.store import check_ready, create_store_engine, migrate
@@ -36,6 +37,7 @@ from datatrust.trust import (
     audit_head_path,
     load_or_create_key,
     opt_out_list_date,
+    overlap_key_path,
 )
 
 __all__ = ["create_node_app"]
@@ -152,10 +154,17 @@ def _ingest_routes(settings: NodeSettings, engine) -> list[Route]:
 
 
 def node_keys(data_dir: Path) -> NodeKeys:
-    """The trust-wide secrets a node's resolvers use (created at first use, 0600)."""
+    """The trust-wide secrets a node's resolvers use (created at first use, 0600).
+
+    Only a node loads the overlap key (``datatrust init`` creates it): with it, a node
+    derives each cross-agency count's key, and the query ids it has answered are kept
+    beside it so none is answered twice. The gateway never calls this.
+    """
     keys = data_dir / "keys"
     salt = load_or_create_key(keys / "disclosure.key")
-    return NodeKeys(
+    return OverlapNodeKeys(
         pseudonym_key=load_or_create_key(keys / "pseudonym.key"),
         sdc_salt=int.from_bytes(salt[:16], "big"),  # 128 bits, as disclosure-control.md asks
+        overlap_key=load_or_create_key(overlap_key_path(data_dir)),
+        query_ids=QueryIdRegister(),
     )

@@ -24,10 +24,12 @@ from datatrust.errors import SettingsError
 __all__ = [
     "ENV_PREFIX",
     "GATEWAY_AUDIENCE",
+    "ConsentNodeSetting",
     "GatewaySettings",
     "IdentityServerSettings",
     "IssuerSetting",
     "NodeSettings",
+    "PortalSettings",
     "load_settings",
     "node_audience",
 ]
@@ -185,6 +187,60 @@ class GatewaySettings(_Settings):
             "Store of the gateway's own audit ledger; default: a SQLite file <data_dir>/gateway.db."
         ),
     )
+    # The query limits' defaults are QueryLimits' (a test keeps the two equal).
+    max_depth: int = Field(
+        20, ge=1, description="Deepest chain of nested fields one operation may ask for."
+    )
+    max_aliases: int = Field(
+        30, ge=1, description="Most aliased fields one operation may use (fragments expanded)."
+    )
+    max_cost: int = Field(
+        100_000,
+        ge=1,
+        description=(
+            "Most field resolutions one operation may be estimated at: each list multiplies "
+            "what is under it by its first/last/limit argument, else default_list_size."
+        ),
+    )
+    default_list_size: int = Field(
+        20, ge=1, description="Items assumed for a list field without a first/last/limit argument."
+    )
+    max_document_bytes: int = Field(
+        65_536,
+        ge=1,
+        description="Longest query document accepted, in bytes, checked before parsing.",
+    )
+    max_batch: int = Field(
+        10, ge=1, description="Most operations one batched request (a JSON array body) may carry."
+    )
+    introspection: bool = Field(
+        True,
+        description=(
+            "Whether callers may introspect the supergraph (__schema, __type); when true, "
+            "introspection is still authenticated and purpose-checked like any query."
+        ),
+    )
+    recompose_seconds: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "How often to fetch every node's SDL again and recompose if it changed; 0 never."
+        ),
+    )
+
+    @property
+    def query_limits(self):
+        """The limits every operation is checked against, before any node is called."""
+        from datatrust.federation.gateway import QueryLimits
+
+        return QueryLimits(
+            max_depth=self.max_depth,
+            max_aliases=self.max_aliases,
+            max_cost=self.max_cost,
+            default_list_size=self.default_list_size,
+            max_document_bytes=self.max_document_bytes,
+            max_batch=self.max_batch,
+        )
 
     @property
     def effective_audience(self) -> str:
@@ -214,6 +270,84 @@ class IdentityServerSettings(_Settings):
     @property
     def effective_issuer(self) -> str:
         return self.issuer or f"http://{self.host}:{self.port}"
+
+
+class ConsentNodeSetting(BaseModel):
+    """One node whose consent API the portal shows: its id, its agency's name, its URL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="The node id (the controller named in its consent records).")
+    name: str = Field(description="The agency's name, as citizens know it.")
+    url: str = Field(description="The node's consent API, e.g. https://HOST:PORT/consent.")
+
+
+class PortalSettings(_Settings):
+    """Settings of the citizen portal process (web pages; sign-in through the identity server).
+
+    The portal acts for the signed-in citizen only: it calls each node's consent API with
+    the citizen's own access token, over mutual TLS with ``tls_cert``/``tls_key`` as its
+    client certificate (one the trust directory lists), and checks nodes against ``tls_ca``.
+    """
+
+    port: int = Field(8405, ge=0, le=65535, description="TCP port to listen on.")
+    public_url: str | None = Field(
+        None,
+        description=(
+            "The portal's address as browsers reach it (default http://<host>:<port>); its "
+            "/callback is the redirect URI registered with the identity server, and an "
+            "https address makes session cookies Secure."
+        ),
+    )
+    issuer: str = Field(description="The identity server citizens sign in with (issuer URL).")
+    client_id: str = Field("portal", description="The portal's public OAuth client id (PKCE).")
+    consent_nodes: list[ConsentNodeSetting] = Field(
+        default_factory=list,
+        description="Nodes whose consent API the portal shows ([[consent_nodes]] tables).",
+    )
+    consent_purposes: list[str] = Field(
+        ["research"],
+        description=(
+            "Purposes a citizen may give or withdraw consent for at every consent node "
+            "(those whose agreements rest on consent)."
+        ),
+    )
+    session_lifetime_seconds: int = Field(
+        8 * 3600, gt=0, description="How long a sign-in lasts at most, in seconds."
+    )
+    session_key_file: Path | None = Field(
+        None,
+        description=(
+            "Key that encrypts and signs session cookies (created owner-only if missing); "
+            "default <data_dir>/keys/portal-session.key."
+        ),
+    )
+    gateway: str | None = Field(
+        None,
+        description=(
+            "The gateway's GraphQL URL, where the analyst explorer (/explorer) sends each "
+            "query with the analyst's own token; without it the explorer says it is off."
+        ),
+    )
+    explorer_purposes: list[str] = Field(
+        ["service-planning", "research"],
+        description=(
+            "Purposes the explorer asks the identity server for at sign-in; the analyst's "
+            "token carries those the person may use, and only those are offered."
+        ),
+    )
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.effective_public_url}/callback"
+
+    @property
+    def effective_session_key_file(self) -> Path:
+        return self.session_key_file or self.data_dir / "keys" / "portal-session.key"
 
 
 S = TypeVar("S", bound=_Settings)

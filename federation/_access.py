@@ -38,6 +38,14 @@ RECORD_TYPES = frozenset({"Person", "Encounter", "CareEpisode"})
 # Entry points: what they return is decided by the fields selected under them.
 _ROOT_TYPES = frozenset({"Query", "Mutation"})
 
+# The envelope of a node's part in a cross-agency count (``Query.overlapTokens``): a key
+# check and the node's own disclosure obligations, no agency data. The policy rules on
+# what it carries, ``AreaTokens.code`` and ``AreaTokens.tokens``: per-query values no one
+# outside the nodes can link to a person or to another query, from which the gateway
+# releases counts only. So they are aggregate output (``AreaTokens`` is no record type),
+# and an agreement shares them as ``aggregate-only``.
+_ENVELOPE_TYPES = frozenset({"OverlapTokens"})
+
 
 class OperationAccess:
     """The data fields an operation reads, and whether it reads only metadata."""
@@ -55,7 +63,7 @@ class OperationAccess:
     @property
     def data_fields(self) -> frozenset[tuple[str, str]]:
         """The fields the data-use policy rules on: all but the root entry points."""
-        return frozenset(f for f in self.fields if f[0] not in _ROOT_TYPES)
+        return frozenset(f for f in self.fields if f[0] not in _ROOT_TYPES | _ENVELOPE_TYPES)
 
     @property
     def is_aggregate(self) -> bool:

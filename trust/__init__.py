@@ -26,13 +26,19 @@ from datatrust.trust._consent import (
     withdraw_consent,
 )
 from datatrust.trust._consent_states import ConsentChange, ConsentState
-from datatrust.trust._keys import load_or_create_key, person_pseudonym
+from datatrust.trust._keys import (
+    OVERLAP_KEY_FILE,
+    load_or_create_key,
+    overlap_key_path,
+    person_pseudonym,
+)
 from datatrust.trust._opt_outs import OptOutLoad, load_opt_out_list, opt_out_list_date
 from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
 from datatrust.trust._row_filters import has_current_consent, not_opted_out
 
 __all__ = [
     "CONSENT_SCHEMA_VERSION",
+    "OVERLAP_KEY_FILE",
     "AuditEntry",
     "ConsentChange",
     "ConsentGrant",
@@ -54,6 +60,7 @@ __all__ = [
     "load_or_create_key",
     "not_opted_out",
     "opt_out_list_date",
+    "overlap_key_path",
     "person_pseudonym",
     "read_audit_entries",
     "read_audit_head",

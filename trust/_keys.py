@@ -8,9 +8,18 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["load_or_create_key", "person_pseudonym"]
+__all__ = ["OVERLAP_KEY_FILE", "load_or_create_key", "overlap_key_path", "person_pseudonym"]
 
 KEY_BYTES = 32
+OVERLAP_KEY_FILE = "overlap.key"
+"""The trust's overlap key, under ``<data_dir>/keys``: nodes derive each cross-agency
+count's key from it. Only node processes load it; the gateway and the identity server never
+do (whoever holds it and sees a count's values could match them to pseudonyms)."""
+
+
+def overlap_key_path(data_dir: Path) -> Path:
+    """Where a trust's overlap key lives: beside the pseudonym key, never in the repo."""
+    return data_dir / "keys" / OVERLAP_KEY_FILE
 
 
 def load_or_create_key(path: Path) -> bytes:

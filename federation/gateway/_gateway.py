@@ -1,8 +1,9 @@
 """The gateway's state: node URLs, the last good supergraph, its plan cache, and the HTTP client.
 
 Composition needs every node's SDL; until it has them the gateway is not ready and says
-which node is missing. ``refresh()`` recomposes and keeps the last good supergraph when
-the new one fails.
+which node is missing. ``refresh()`` recomposes when some node's SDL text changed and keeps
+the last good supergraph when the new one fails; ``watch()`` calls it every
+``recompose_seconds`` so a node can change its schema without a gateway restart.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+from graphql import DocumentNode, GraphQLError, parse
 
 from ._compose import compose
-from ._errors import CompositionError, NotReady
+from ._errors import CompositionError, IntrospectionDisabled, InvalidOperation, NotReady
 from ._execute import execute_plan
+from ._limits import QueryLimits, check_document_size, check_operation
+from ._overlap import CROSS_AGENCY_FIELD, answer_cross_agency
 from ._plan import PlanCache, check_variables
 from ._supergraph import Supergraph
 
@@ -46,6 +51,9 @@ class Gateway:
         client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient,
         timeout_seconds: float = 10.0,
         startup_wait_seconds: float = 30.0,
+        limits: QueryLimits | None = None,
+        introspection: bool = True,
+        recompose_seconds: float = 30.0,
     ) -> None:
         if not subgraphs:
             raise CompositionError("the gateway needs at least one subgraph URL")
@@ -54,10 +62,15 @@ class Gateway:
         self.client_factory = client_factory
         self.timeout_seconds = timeout_seconds
         self.startup_wait_seconds = startup_wait_seconds
+        self.limits = limits or QueryLimits()
+        self.introspection = introspection
+        self.recompose_seconds = recompose_seconds
         self.supergraph: Supergraph | None = None
         self.problems: dict[str, str] = dict.fromkeys(self.urls, "SDL not fetched yet")
         self._plans: PlanCache | None = None
         self._client: httpx.AsyncClient | None = None
+        self._sdl: dict[str, str] = {}  # the SDL texts the current supergraph was composed from
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -71,21 +84,61 @@ class Gateway:
             self._client = None
 
     async def refresh(self) -> Supergraph:
-        """Fetch every node's SDL and recompose; on failure keep the last good supergraph."""
-        fetched = await asyncio.gather(*(self._sdl(name, url) for name, url in self.urls.items()))
-        sdl = {name: text for name, text, _ in fetched if text is not None}
+        """Fetch every node's SDL and recompose if any text changed.
+
+        On any failure the last good supergraph keeps serving and ``problems`` (shown by
+        ``/readyz``) says why. A node that does not answer while a supergraph exists is
+        reported but composed from its last SDL, so one node being down never removes the
+        others' fields. A new supergraph comes with a new, empty plan cache.
+        """
+        fetched = await asyncio.gather(
+            *(self._fetch_sdl(name, url) for name, url in self.urls.items())
+        )
         problems = {name: problem for name, _, problem in fetched if problem}
-        if problems:
+        if self.supergraph is None and problems:
             self.problems = problems
             listed = "; ".join(f"'{name}': {problem}" for name, problem in problems.items())
             raise NotReady(f"cannot fetch the SDL of {listed}", nodes=problems)
+        sdl = {name: text if text is not None else self._sdl[name] for name, text, _ in fetched}
+        if self.supergraph is not None and sdl == self._sdl:
+            self._report(problems)
+            return self.supergraph
         try:
             supergraph = compose(sdl)
         except CompositionError as error:
-            self.problems = {"composition": error.message}
+            self._report({**problems, "composition": error.message})
             raise
-        self.supergraph, self._plans, self.problems = supergraph, PlanCache(supergraph), {}
+        changed = sorted(name for name in sdl if self._sdl.get(name) != sdl[name])
+        if self.supergraph is not None:
+            _log.warning(
+                "recomposed the supergraph: the schema of %s changed",
+                ", ".join(f"'{name}'" for name in changed),
+            )
+        self.supergraph, self._plans, self._sdl = supergraph, PlanCache(supergraph), sdl
+        self._report(problems)
         return supergraph
+
+    def _report(self, problems: dict[str, str]) -> None:
+        """Keep ``problems`` for ``/readyz`` and log each distinct set once, not every poll."""
+        if problems and problems != self.problems:
+            _log.warning(
+                "gateway refresh problems; serving the last good supergraph: %s",
+                "; ".join(f"{name}: {problem}" for name, problem in problems.items()),
+            )
+        self.problems = problems
+
+    async def watch(self) -> None:
+        """Every ``recompose_seconds``, ``refresh()``; runs until cancelled (0 disables)."""
+        if self.recompose_seconds <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.recompose_seconds)
+            try:
+                await self.refresh()
+            except (NotReady, CompositionError):
+                pass  # kept in ``problems`` and logged; the last good supergraph serves
+            except Exception:
+                _log.exception("gateway recomposition failed unexpectedly; will retry")
 
     async def start(self) -> None:
         """Keep trying ``refresh()`` with backoff for up to ``startup_wait_seconds``."""
@@ -104,7 +157,7 @@ class Gateway:
             else:
                 return
 
-    async def _sdl(self, name: str, url: str) -> tuple[str, str | None, str | None]:
+    async def _fetch_sdl(self, name: str, url: str) -> tuple[str, str | None, str | None]:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 response = await self.client.post(url, json={"query": _SDL_QUERY})
@@ -126,15 +179,38 @@ class Gateway:
         operation_name: str | None,
         headers: Mapping[str, str],
     ) -> dict[str, Any]:
-        """Plan, authorize, then execute; raises DatatrustError before any node call."""
+        """Check limits, plan, authorize, then execute; refusals come before any node call.
+
+        Introspection is answered by the gateway itself, but only after the same authorize
+        hook as any other request (it sees ``Query.__schema``/``Query.__type`` among the
+        fields), and not at all when ``introspection`` is off.
+        """
         supergraph, plans = self.supergraph, self._plans
         if supergraph is None or plans is None:
             reasons = "; ".join(f"{name}: {problem}" for name, problem in self.problems.items())
             raise NotReady(f"the gateway has not composed its supergraph yet ({reasons})")
+        check_document_size(query, self.limits)
+        check_operation(
+            supergraph.schema, self._parse(query), operation_name, variables, self.limits
+        )
+        if CROSS_AGENCY_FIELD in query:  # answered by the gateway itself, from opaque values
+            document = self._parse(query)
+            return await answer_cross_agency(
+                self, supergraph, document, variables, operation_name, headers
+            )
         plan = plans.plan(query, operation_name)
         check_variables(supergraph, plan, variables)
+        fields = plan.fields
+        if plan.introspection is not None:
+            if not self.introspection:
+                raise IntrospectionDisabled(
+                    "introspection (__schema, __type) is turned off at this gateway "
+                    "(setting introspection = false); ask the trust's operators for the "
+                    "schema, or query a node's { _service { sdl } }"
+                )
+            fields = fields | _introspected(plan.selections)
         if self.authorize is not None:
-            outcome = self.authorize(_header(headers, "purpose"), plan.fields, headers)
+            outcome = self.authorize(_header(headers, "purpose"), fields, headers)
             if inspect.isawaitable(outcome):
                 await outcome
         return await execute_plan(
@@ -146,6 +222,32 @@ class Gateway:
             headers=headers,
             timeout_seconds=self.timeout_seconds,
         )
+
+    def _parse(self, query: str) -> DocumentNode:
+        """The parsed document, from a small LRU keyed by its text (limits are rechecked)."""
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+            return document
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            raise InvalidOperation.from_graphql([error]) from error
+        self._documents[query] = document
+        if len(self._documents) > _PARSED_DOCUMENTS:
+            self._documents.popitem(last=False)
+        return document
+
+
+_PARSED_DOCUMENTS = 256
+
+
+def _introspected(selections: tuple[Any, ...]) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        ("Query", name)
+        for name in ("__schema", "__type")
+        if any(getattr(selection, "name", None) == name for selection in selections)
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

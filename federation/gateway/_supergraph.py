@@ -23,6 +23,9 @@ class Supergraph:
     owners: Mapping[tuple[str, str], tuple[str, ...]]
     keys: Mapping[str, Mapping[str, tuple[tuple[str, ...], ...]]]
     defined_in: Mapping[str, tuple[str, ...]]
+    cross_agency_nodes: tuple[str, ...] = ()
+    """Subgraphs that serve ``overlapTokens`` (``crossAgencyCounts`` is in the API schema
+    when there are at least two of them)."""
 
     @property
     def sdl(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -20,8 +20,12 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema import FederationAny
 
+from datatrust.errors import DatatrustError, PermissionDenied
 from datatrust.policies import Permit, Requester, require_permit
 from datatrust.trust import PurposeRegister
+
+if TYPE_CHECKING:
+    from datatrust.network import DirectoryPeer
 
 __all__ = [
     "FEDERATION_VERSION",
@@ -32,6 +36,7 @@ __all__ = [
     "SubgraphSchema",
     "loader",
     "permit_of",
+    "require_gateway_peer",
 ]
 
 # Apollo composition, Hive composition and Apollo's subgraph compatibility checks all
@@ -68,7 +73,17 @@ class Disclosed:
 
 @dataclass(slots=True)
 class NodeContext:
-    """Per-request state: the store, the permit policy gave, and this request's loaders."""
+    """Per-request state: the store, the permit policy gave, and this request's loaders.
+
+    ``peer`` is the mutual-TLS client the trust directory accepted for this request (a
+    ``DirectoryPeer``: member, gateway or tool), as ``RequireDirectoryPeer`` put it in the
+    ASGI scope; None when the node is not served over mutual TLS, and then nothing that
+    needs a particular peer is answered. ``refused`` is a refusal a resolver made after
+    the policy permitted the request (a replayed query id, the wrong peer): the audit
+    entry is then a deny with its reason, not a permit that happened to return nothing.
+    ``notes`` are added to the audit entry's reasons (a cross-agency count's query id,
+    which links the node's entry to the gateway's call).
+    """
 
     engine: Engine
     permit: Permit | None
@@ -78,6 +93,15 @@ class NodeContext:
     disclosed: Disclosed = field(default_factory=Disclosed)
     keys: NodeKeys | None = None
     register: PurposeRegister | None = None
+    peer: DirectoryPeer | None = None
+    refused: DatatrustError | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def refuse(self, error: DatatrustError) -> DatatrustError:
+        """Record ``error`` as this request's refusal (audited as a deny); raise what it returns."""
+        if self.refused is None:
+            self.refused = error
+        return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +131,34 @@ class MaskObligations(SchemaExtension):
 def permit_of(info: strawberry.Info) -> Permit:
     """The request's Permit; no resolver reads the store without one (deny by default)."""
     return require_permit(getattr(info.context, "permit", None))
+
+
+def require_gateway_peer(info: strawberry.Info, field_name: str) -> None:
+    """Refuse (FORBIDDEN, audited as a deny) unless the trust's gateway is the mTLS peer.
+
+    Some fields are a step in a protocol the gateway runs and must never reach anyone
+    else: ``overlapTokens`` gives exact per-area values that only the gateway's disclosure
+    control turns into publishable counts. The peer comes from the node's directory check
+    only; a node served without mutual TLS knows no peer and so refuses (fail closed).
+    """
+    context: NodeContext = info.context
+    peer = context.peer
+    if peer is not None and getattr(peer, "kind", None) == "gateway":
+        return
+    if peer is None:
+        who = (
+            "a client without a trust-directory certificate (this node is not served over "
+            "mutual TLS, so it takes no part in cross-agency counts)"
+        )
+    else:
+        who = f"{peer.kind} {peer.name!r}"
+    raise context.refuse(
+        PermissionDenied(
+            f"forbidden: {field_name} answers the trust's gateway only, never a direct call; "
+            f"this request came from {who}. Ask the gateway (crossAgencyCounts) instead",
+            peer=f"{peer.kind}:{peer.name}" if peer is not None else None,
+        )
+    )
 
 
 def loader(
@@ -158,20 +210,23 @@ class SubgraphSchema(strawberry.federation.Schema):
     def entities_resolver(
         self, info: strawberry.Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
-        results: list[Any] = []
-        for index, representation in enumerate(representations):
-            problem = self._representation_problem(representation)
-            if problem:
-                results.append(GraphQLError(f"representations[{index}]: {problem}"))
-            else:
-                results.extend(super().entities_resolver(info, [dict(representation)]))
-        return results
+        # Checked one by one, resolved together: the reference resolvers only queue their
+        # keys on the request's DataLoaders, so the good ones still cost one query per batch.
+        problems = [self._representation_problem(r) for r in representations]
+        good = [
+            dict(r) for r, problem in zip(representations, problems, strict=True) if not problem
+        ]
+        resolved = iter(super().entities_resolver(info, good))
+        return [
+            GraphQLError(f"representations[{index}]: {problem}") if problem else next(resolved)
+            for index, problem in enumerate(problems)
+        ]
 
     def _representation_problem(self, representation: Any) -> str | None:
         if not isinstance(representation, dict):
             return "a representation must be an object with __typename and its key fields"
         type_name = representation.get("__typename")
-        if type_name not in self._entity_keys:
+        if not isinstance(type_name, str) or type_name not in self._entity_keys:
             known = ", ".join(sorted(self._entity_keys)) or "none"
             return f"unknown entity type {type_name!r}; this subgraph resolves: {known}"
         fields = set(representation) - {"__typename"}
@@ -181,6 +236,12 @@ class SubgraphSchema(strawberry.federation.Schema):
                 f"{type_name} is looked up by exactly its key ({' | '.join(sorted(keys))}); "
                 f"got fields {', '.join(sorted(fields)) or 'none'}"
             )
+        for name in sorted(fields):
+            if not isinstance(representation[name], str):  # every key here is an ID
+                return (
+                    f"{type_name}.{name} must be a string (an ID), "
+                    f"got {type(representation[name]).__name__} {representation[name]!r}"
+                )
         code = representation.get("code")
         if type_name == "Area" and not (isinstance(code, str) and _GSS_SMALL_AREA.match(code)):
             return f"Area.code {code!r} is not a GSS small-area code such as E01009522"

@@ -15,6 +15,7 @@ import strawberry
 from datatrust.federation.subgraphs._base import NodeContext, SubgraphSchema, loader, permit_of
 from datatrust.federation.subgraphs._batch import protected_counts
 from datatrust.federation.subgraphs._data import encounter_count_by_area
+from datatrust.federation.subgraphs._overlap import overlap_field
 from datatrust.federation.subgraphs._people import pseudonym_in, pseudonym_out
 from datatrust.federation.subgraphs._records import (
     EncounterRow,
@@ -134,6 +135,8 @@ class Person:
 
 @strawberry.type
 class Query:
+    overlap_tokens = overlap_field()
+
     @strawberry.field(
         description="Patients the purpose may see (consent, opt-outs applied), by pseudonym."
     )

@@ -15,6 +15,7 @@ import strawberry
 from datatrust.federation.subgraphs._base import NodeContext, SubgraphSchema, loader, permit_of
 from datatrust.federation.subgraphs._batch import protected_counts
 from datatrust.federation.subgraphs._data import open_care_episodes_by_area
+from datatrust.federation.subgraphs._overlap import overlap_field
 from datatrust.federation.subgraphs._people import pseudonym_in, pseudonym_out
 from datatrust.federation.subgraphs._records import (
     CareEpisodeRow,
@@ -98,6 +99,8 @@ class Person:
 
 @strawberry.type
 class Query:
+    overlap_tokens = overlap_field()
+
     @strawberry.field(description="People with care records the purpose may see, by pseudonym.")
     def care_recipients(
         self, info: strawberry.Info, first: int = 100, after: strawberry.ID | None = None

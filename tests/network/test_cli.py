@@ -48,6 +48,7 @@ def test_init_creates_keys_ca_certificates_and_a_signed_directory(initialised):
         "directory.jws",
         "keys/operator.pem",
         "keys/operator.pub.pem",
+        "keys/overlap.key",  # nodes' only (cross-agency counts); the gateway never loads it
         "policies/.lock",
         "policies/current.json",
         *(f"policies/versions/1/{n}.json" for n in ["agreements", "manifest", "purposes"]),
@@ -58,7 +59,11 @@ def test_init_creates_keys_ca_certificates_and_a_signed_directory(initialised):
     ]
     private = {
         str(p.relative_to(initialised)): stat.S_IMODE(p.stat().st_mode)
-        for p in [*initialised.glob("tls/*.key"), initialised / "keys" / "operator.pem"]
+        for p in [
+            *initialised.glob("tls/*.key"),
+            initialised / "keys" / "operator.pem",
+            initialised / "keys" / "overlap.key",
+        ]
     }
     assert set(private.values()) == {0o600}
     assert stat.S_IMODE((initialised / "keys").stat().st_mode) == 0o700

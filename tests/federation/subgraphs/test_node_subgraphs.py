@@ -15,7 +15,7 @@ from tests.asgi_client import app_client
 from tests.trust_identity import trust_identity
 
 HEALTH_SDL = '''\
-schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"]) {
+schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@inaccessible", "@key", "@shareable"]) {
   query: Query
 }
 
@@ -25,6 +25,14 @@ type Area @key(fields: "code") {
 
   """Encounters of the area's residents in the period; null if suppressed."""
   encounterCount(since: Date = null, until: Date = null): Int
+}
+
+"""
+One area's opaque values (people, and decoys if padded); no area: all people.
+"""
+type AreaTokens @inaccessible @shareable {
+  code: ID
+  tokens: [String!]!
 }
 
 """Date (isoformat)"""
@@ -46,6 +54,21 @@ type Encounter {
 
   """FHIR Encounter.status, e.g. finished."""
   status: String!
+}
+
+"""
+A node's answer to a cross-agency count: its cohort as per-query values.
+"""
+type OverlapTokens @inaccessible @shareable {
+  """Equal at every node exactly when all derived the same query key."""
+  keyCheck: String!
+
+  """The deciding agreement's minimum cell."""
+  minCellSize: Int!
+
+  """The deciding agreement's rounding base."""
+  roundTo: Int!
+  areas: [AreaTokens!]!
 }
 
 """A person the hospital holds records about."""
@@ -71,6 +94,11 @@ type Query {
   _service: _Service!
 
   """
+  This node's cohort for a cross-agency count, as values keyed for one query id; for the gateway only (see docs/cross-agency-counts.md).
+  """
+  overlapTokens(queryId: String!, since: Date = null, until: Date = null, byArea: Boolean! = true, padded: Boolean! = false): OverlapTokens! @inaccessible @shareable
+
+  """
   Patients the purpose may see (consent, opt-outs applied), by pseudonym.
   """
   patients(first: Int! = 100, after: ID = null): [Person!]!
@@ -82,7 +110,7 @@ union _Entity = Area | Person
 
 type _Service {
   sdl: String!
-}'''
+}'''  # noqa: E501 - the SDL as served
 
 ENTITIES = (
     "query($r: [_Any!]!) { _entities(representations: $r) { ... on Area { code encounterCount } } }"
