@@ -22,7 +22,7 @@ import pytest
 
 from datatrust._demo_trust import EXAMPLE_PURPOSE, EXAMPLE_QUERY
 
-from ..test_up import Trust, token
+from .._trust import Trust, token
 
 GATEWAY_TIMEOUT_SECONDS = 2.0
 PARTS = ("identity", "council", "health", "social-care", "gateway")
