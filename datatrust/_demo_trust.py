@@ -14,6 +14,7 @@ __all__ = [
     "EXAMPLE_PURPOSE",
     "EXAMPLE_QUERY",
     "IDENTITY_PORT_OFFSET",
+    "PORTAL_PORT_OFFSET",
     "DemoNode",
     "example_curl",
 ]
@@ -32,6 +33,8 @@ DEMO_NODES = (
     DemoNode("social-care", "Coventry City Council, Adult Social Care", 3),
 )
 IDENTITY_PORT_OFFSET = 4
+PORTAL_PORT_OFFSET = 5
+"""The citizen portal's port, from the gateway's (the next after the identity server)."""
 
 EXAMPLE_PURPOSE = "service-planning"
 EXAMPLE_QUERY = (

@@ -2,7 +2,8 @@
 
 The identity server first (demo accounts on first run), then each node (its store
 migrated and its demo sources ingested, then served over mutual TLS), then the gateway,
-and, when a broker answers, the council's MQTT subscriber and the live demo feed.
+the citizen portal and, when a broker answers, the council's MQTT subscriber and the live
+demo feed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from datatrust._console import console
 from datatrust._demo_trust import DEMO_NODES, example_curl
 from datatrust.settings import load_settings
 
-__all__ = ["print_endpoints", "start_identity", "start_live_feed", "start_trust"]
+__all__ = [
+    "console_redirect_uri",
+    "explorer_redirect_uri",
+    "portal_redirect_uri",
+    "print_endpoints",
+    "start_identity",
+    "start_live_feed",
+    "start_portal",
+    "start_trust",
+]
 
 
 def start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _runner):
@@ -35,11 +45,14 @@ def start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _ru
     audiences = [GATEWAY_AUDIENCE, *(node_audience(n.node_id) for n in DEMO_NODES)]
     config.write_text(
         f'host = "{host}"\nport = {ports["identity"]}\ndata_dir = "{data_dir.as_posix()}"\n'
-        f"audiences = [{', '.join(repr(a).replace(chr(39), chr(34)) for a in audiences)}]\n",
+        f"audiences = [{', '.join(repr(a).replace(chr(39), chr(34)) for a in audiences)}]\n"
+        f'portal_redirect_uris = ["{portal_redirect_uri(host, ports)}", '
+        f'"{console_redirect_uri(host, ports)}", "{explorer_redirect_uri(host, ports)}"]\n',
         encoding="utf-8",
     )
     settings = load_settings(IdentityServerSettings, toml_path=config, environ={})
     credentials = ensure_demo_accounts(settings)
+    _update_portal_redirect(settings)
     issuer = settings.effective_issuer
     child = _runner.ChildProcess(
         name="identity server",
@@ -50,6 +63,38 @@ def start_identity(runner, data_dir: Path, host: str, ports: dict[str, int], _ru
     runner.start(child)
     runner.wait_ready([child])
     return issuer, credentials
+
+
+def portal_redirect_uri(host: str, ports: dict[str, int]) -> str:
+    """Where the identity server sends citizens back to the portal (exact match)."""
+    return f"http://{host}:{ports['portal']}/callback"
+
+
+def console_redirect_uri(host: str, ports: dict[str, int]) -> str:
+    """Where the identity server sends DPOs back to the console (on the portal's server)."""
+    return f"http://{host}:{ports['portal']}/console/callback"
+
+
+def explorer_redirect_uri(host: str, ports: dict[str, int]) -> str:
+    """Where the identity server sends analysts back to the explorer (on the portal's server)."""
+    return f"http://{host}:{ports['portal']}/explorer/callback"
+
+
+def _update_portal_redirect(settings) -> None:
+    """Point the portal client at this run's port (accounts are made on the first run only).
+
+    Without this, a trust started again with another ``--base-port`` would send citizens
+    back to the old port, and the identity server would refuse the sign-in.
+    """
+    from datatrust.trust.identity._store import IdentityStore
+
+    store = IdentityStore(settings.data_dir / "identity" / "identity.db")
+    try:
+        row = store.client("portal")
+        if row is not None and row["redirect_uris"] != list(settings.portal_redirect_uris):
+            store.add_client(**{**row, "redirect_uris": list(settings.portal_redirect_uris)})
+    finally:
+        store.engine.dispose()
 
 
 def _tls_toml(files) -> str:
@@ -149,6 +194,39 @@ def start_trust(
     return node_urls
 
 
+def start_portal(
+    runner, data_dir: Path, host: str, ports: dict[str, int], issuer: str, node_urls, pki, _runner
+) -> str:
+    """Start the citizen portal; it calls the consent nodes with the local tools' certificate."""
+    from datatrust.node import CONSENT_NODES
+
+    names = {n.node_id: n.agency for n in DEMO_NODES}
+    config = data_dir / "config" / "portal.toml"
+    lines = [
+        f'host = "{host}"',
+        f"port = {ports['portal']}",
+        f'data_dir = "{data_dir.as_posix()}"',
+        f'issuer = "{issuer}"',
+        f'gateway = "http://{host}:{ports["gateway"]}/graphql"',  # the analyst explorer's
+        _tls_toml(pki.files("tool")).strip(),
+    ]
+    for node_id in CONSENT_NODES:
+        url = node_urls[node_id].removesuffix("/graphql") + "/consent"
+        lines += ["[[consent_nodes]]", f'id = "{node_id}"', f'name = "{names[node_id]}"']
+        lines.append(f'url = "{url}"')
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    url = f"http://{host}:{ports['portal']}"
+    child = _runner.ChildProcess(
+        name="citizen portal",
+        argv=[sys.executable, "-m", "datatrust.web", "--config", str(config)],
+        ready_url=f"{url}/healthz",
+        log_path=data_dir / "logs" / "portal.log",
+    )
+    runner.start(child)
+    runner.wait_ready([child])
+    return url
+
+
 def start_live_feed(runner, data_dir: Path, _runner) -> dict | None:
     """The council's MQTT subscriber and the demo feed, when the broker answers."""
     from datatrust._ingest_cli import LIVE_TOPICS, subscriber_client_id
@@ -200,6 +278,7 @@ def print_endpoints(
     gateway_url: str,
     nodes: dict[str, str],
     issuer: str,
+    portal: str,
     run_path: Path,
     seconds: float,
     *,
@@ -213,6 +292,11 @@ def print_endpoints(
     for name, url in nodes.items():
         table.add_row(f"{name} node", url)
     table.add_row("identity server (OAuth 2.0 / OIDC issuer)", issuer)
+    table.add_row("citizen portal (sign in as citizen)", portal)
+    table.add_row(
+        "DPO console (sign in as dpo, dpo2, health-dpo, health-dpo2)", f"{portal}/console/"
+    )
+    table.add_row("analyst explorer (sign in as analyst)", f"{portal}/explorer/")
     console.print(table)
     console.print(f"run.json: {run_path}")
     if credentials is not None:

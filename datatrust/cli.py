@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from datatrust._console import console, err_console
-from datatrust._demo_trust import DEMO_NODES, IDENTITY_PORT_OFFSET
+from datatrust._demo_trust import DEMO_NODES, IDENTITY_PORT_OFFSET, PORTAL_PORT_OFFSET
 from datatrust.errors import DatatrustError
 
 __all__ = ["app", "main"]
@@ -69,9 +69,10 @@ def up(
         )
     ports = {"gateway": base_port} | {n.node_id: base_port + n.port_offset for n in DEMO_NODES}
     ports["identity"] = base_port + IDENTITY_PORT_OFFSET
+    ports["portal"] = base_port + PORTAL_PORT_OFFSET
+    parts = {"gateway": "gateway", "identity": "identity server", "portal": "citizen portal"}
     for name, port in ports.items():
-        what = name if name in ("gateway", "identity") else f"{name} node"
-        _runner.check_port_free(host, port, "identity server" if name == "identity" else what)
+        _runner.check_port_free(host, port, parts.get(name, f"{name} node"))
 
     from datatrust._network_cli import init_local_trust
     from datatrust.network import client_ssl_context
@@ -90,6 +91,11 @@ def up(
             "identity": issuer,
             "tls": {"ca": str(tool.ca), "cert": str(tool.cert), "key": str(tool.key)},
         }
+        run["portal"] = _up.start_portal(
+            runner, data_dir, host, ports, issuer, node_urls, trust.pki, _runner
+        )
+        run["console"] = f"{run['portal']}/console/"
+        run["explorer"] = f"{run['portal']}/explorer/"
         live = _up.start_live_feed(runner, data_dir, _runner)
         if live is not None:
             run["mqtt"] = live
@@ -98,6 +104,7 @@ def up(
             gateway_url,
             node_urls,
             issuer,
+            run["portal"],
             run_path,
             time.perf_counter() - started,
             data_dir=None if data_dir == DEFAULT_DATA_DIR.resolve() else str(data_dir),

@@ -21,6 +21,9 @@ PACKAGES = [
     "datatrust.settings",
     "datatrust.store",
     "datatrust.trust",
+    "datatrust.web",
+    "datatrust.web.console",
+    "datatrust.web.explorer",
 ]
 
 

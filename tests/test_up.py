@@ -19,14 +19,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from datatrust._demo_trust import example_curl
+from datatrust._demo_trust import EXAMPLE_PURPOSE, EXAMPLE_QUERY, example_curl
 from datatrust._ingest_cli import LIVE_TOPICS
-from datatrust.network import client_ssl_context
 from datatrust.settings import GATEWAY_AUDIENCE
+from tests._trust import Trust, datatrust_env, datatrust_token, post, token, tool_tls
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT_SECONDS = 180
 TABLES = (
     "sensor",
     "reading",
@@ -36,88 +35,6 @@ TABLES = (
     "encounter",
     "care_episode",
 )
-
-
-def free_base_port() -> int:
-    """A port P such that P..P+3 are all free on loopback."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base > 65000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + 4):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no four consecutive free ports")
-
-
-class Trust:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.base_port = free_base_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "datatrust",
-                "up",
-                "--data-dir",
-                str(data_dir),
-                "--base-port",
-                str(self.base_port),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "COLUMNS": "200"},
-        )
-        self.output: list[str] = []
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise AssertionError("datatrust up ended early:\n" + "".join(self.output))
-            self.output.append(line)
-            if "Press Ctrl-C to stop" in line:
-                break
-        else:
-            raise AssertionError("datatrust up not ready in time:\n" + "".join(self.output))
-        self.run = json.loads((data_dir / "run.json").read_text())
-
-    @property
-    def curl(self) -> str:
-        return next(line.strip() for line in self.output if line.startswith("curl "))
-
-    def children(self) -> list[int]:
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-            if int(fields[1]) == self.process.pid:
-                pids.append(int(stat.parent.name))
-        return pids
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        self.process.send_signal(sig)
-        try:
-            rest, _ = self.process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        self.output.append(rest)
-        return self.process.returncode
 
 
 def row_counts(data_dir: Path) -> dict[str, dict[str, int]]:
@@ -140,65 +57,6 @@ def trust(tmp_path_factory):
     yield running
     if running.process.poll() is None:
         running.stop()
-
-
-def datatrust_env() -> dict[str, str]:
-    """The environment with this Python's scripts first on PATH (for `datatrust token`)."""
-    scripts = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def token(trust: Trust, purpose: str, client: str | None = None) -> str:
-    """An access token through the real client credentials flow, as a user gets one."""
-    result = datatrust_token(trust, purpose, client)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def datatrust_token(trust: Trust, purpose: str, client: str | None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "datatrust", "token", "--purpose", purpose]
-    if client is not None:
-        command += ["--client", client]
-    return subprocess.run(
-        [*command, "--data-dir", str(trust.data_dir)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
-TLS_CONTEXTS: dict[str, ssl.SSLContext] = {}
-
-
-def tool_tls(run: dict) -> ssl.SSLContext:
-    """The local tools' client certificate from run.json, as a user's script would use it."""
-    tls = run["tls"]
-    if tls["cert"] not in TLS_CONTEXTS:
-        TLS_CONTEXTS[tls["cert"]] = client_ssl_context(
-            Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"])
-        )
-    return TLS_CONTEXTS[tls["cert"]]
-
-
-def post(
-    url: str,
-    query: str,
-    purpose: str | None,
-    variables: dict | None = None,
-    *,
-    bearer: str | None = None,
-    verify: ssl.SSLContext | bool = True,
-) -> httpx.Response:
-    headers = {"Purpose": purpose} if purpose is not None else {}
-    if bearer is not None:
-        headers["Authorization"] = f"Bearer {bearer}"
-    return httpx.post(
-        url,
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=30,
-        verify=verify,
-    )
 
 
 def test_the_printed_example_query_gets_fields_from_all_three_nodes(trust):
@@ -227,6 +85,9 @@ def test_run_json_names_the_gateway_and_every_node(trust):
     assert live in (None, {"broker": "mqtt://127.0.0.1:1883", "topics": list(LIVE_TOPICS)})
     assert trust.run == {
         "identity": f"http://127.0.0.1:{base + 4}",
+        "portal": f"http://127.0.0.1:{base + 5}",
+        "console": f"http://127.0.0.1:{base + 5}/console/",
+        "explorer": f"http://127.0.0.1:{base + 5}/explorer/",
         "gateway": f"http://127.0.0.1:{base}/graphql",
         "nodes": {
             "council": f"https://127.0.0.1:{base + 1}/graphql",
@@ -403,6 +264,56 @@ def test_a_node_answers_a_direct_entities_call_for_service_planning(trust):
     (entity,) = response.json()["data"]["_entities"]
     assert entity["code"] == "E01009522"
     assert isinstance(entity["encounterCount"], int)
+
+
+def test_a_request_id_is_in_the_audit_entry_of_the_gateway_and_every_node_it_asked(trust):
+    request_id = f"test-up:{os.getpid()}.{time.monotonic_ns()}"
+    response = httpx.post(
+        trust.run["gateway"],
+        json={"query": EXAMPLE_QUERY},
+        headers={
+            "Purpose": EXAMPLE_PURPOSE,
+            "Authorization": f"Bearer {trust.token}",
+            "X-Request-Id": request_id,
+        },
+        timeout=30,
+    )
+    assert (response.status_code, "errors" in response.json()) == (200, False)
+    assert response.headers["x-request-id"] == request_id
+    recorded = {}
+    for part in ("gateway", "council", "health", "social-care"):
+        with sqlite3.connect(trust.data_dir / f"{part}.db") as db:
+            recorded[part] = db.execute(
+                "select outcome, purpose from audit_event where request_id = ?", (request_id,)
+            ).fetchall()
+    assert recorded == {
+        part: [("permit", EXAMPLE_PURPOSE)]
+        for part in ("gateway", "council", "health", "social-care")
+    }
+
+
+def test_introspection_at_the_gateway_needs_a_token_and_a_purpose_it_allows(trust):
+    query = '{ __type(name: "Area") { name } }'
+    ledger = trust.data_dir / "gateway.db"
+    with sqlite3.connect(ledger) as db:
+        before = db.execute("select count(*) from audit_event").fetchone()[0]
+    answers = [
+        post(trust.run["gateway"], query, "service-planning"),
+        post(trust.run["gateway"], query, "service-planning", bearer=token(trust, "research")),
+        post(trust.run["gateway"], query, "service-planning", bearer=trust.token),
+    ]
+    assert [(a.status_code, a.json()["data"]) for a in answers] == [
+        (401, None),
+        (403, None),
+        (200, {"__type": {"name": "Area"}}),
+    ]
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute("select outcome, code, fields from audit_event order by seq").fetchall()
+    assert rows[before:] == [
+        ("deny", "UNAUTHENTICATED", '["Query.__type"]'),
+        ("deny", "ACCESS_DENIED", '["Query.__type"]'),
+        ("permit", "OK", '["Query.__type"]'),
+    ]
 
 
 POLICY_V1 = "v1 (agreements 2026-11-26, purposes 2026-11-01)"
@@ -656,9 +567,9 @@ def test_datatrust_token_refuses_a_demo_client_a_purpose_it_may_not_ask_for(trus
 
 def test_sigint_stops_every_process_and_a_second_up_duplicates_nothing(trust):
     children = trust.children()
-    # Three nodes, the gateway and the identity server, plus the MQTT subscriber and the
-    # demo feed when the broker answers.
-    assert len(children) == (7 if "Live feed on" in "".join(trust.output) else 5), children
+    # Three nodes, the gateway, the identity server and the citizen portal, plus the MQTT
+    # subscriber and the demo feed when the broker answers.
+    assert len(children) == (8 if "Live feed on" in "".join(trust.output) else 6), children
     assert trust.stop(signal.SIGINT) == 0
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} still running"

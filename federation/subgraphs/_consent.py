@@ -23,9 +23,22 @@ from datatrust.errors import AuthenticationFailed, QueryError
 from datatrust.federation.subgraphs._base import NodeContext
 from datatrust.policies import Requester
 from datatrust.policies._platform import ConsentRecordOf, PlatformAuthorizer
-from datatrust.trust import ConsentRecord, current_consents, give_consent, withdraw_consent
+from datatrust.trust import (
+    ConsentRecord,
+    ConsentStatusChange,
+    consent_history,
+    current_consents,
+    give_consent,
+    withdraw_consent,
+)
 
-__all__ = ["ConsentMutation", "ConsentQuery", "ConsentRecordView", "consent_schema"]
+__all__ = [
+    "ConsentChangeView",
+    "ConsentMutation",
+    "ConsentQuery",
+    "ConsentRecordView",
+    "consent_schema",
+]
 
 
 @functools.cache
@@ -55,6 +68,29 @@ class ConsentRecordView:
             given_at=record.given_at,
             updated_at=record.updated_at,
             expires_at=record.expires_at,
+        )
+
+
+@strawberry.type(name="ConsentChange", description="One state a consent record entered, and when.")
+class ConsentChangeView:
+    record_id: strawberry.ID
+    purpose: str
+    controller: str
+    state: str = strawberry.field(description="DPV state the record entered.")
+    actor: str
+    at: datetime
+    note: str | None
+
+    @classmethod
+    def of(cls, change: ConsentStatusChange) -> ConsentChangeView:
+        return cls(
+            record_id=strawberry.ID(change.record_id),
+            purpose=change.purpose,
+            controller=change.controller,
+            state=str(getattr(change.state, "value", change.state)),
+            actor=change.actor,
+            at=change.at,
+            note=change.note,
         )
 
 
@@ -141,6 +177,16 @@ class ConsentQuery:
         context: NodeContext = info.context
         _, subject, _ = _authorise(info, pseudonym, "read", "read")
         return [ConsentRecordView.of(r) for r in current_consents(context.engine, subject)]
+
+    @strawberry.field(
+        description="Every state the person's records at this node have been in, oldest first."
+    )
+    def consent_history(
+        self, info: strawberry.Info, pseudonym: strawberry.ID | None = None
+    ) -> list[ConsentChangeView]:
+        context: NodeContext = info.context
+        _, subject, _ = _authorise(info, pseudonym, "read", "read")
+        return [ConsentChangeView.of(c) for c in consent_history(context.engine, subject)]
 
 
 consent_schema = strawberry.Schema(query=ConsentQuery, mutation=ConsentMutation)

@@ -43,6 +43,7 @@ from datatrust.policies.lifecycle._workflow import (
     rollback,
     scope_problems,
     submit_draft,
+    update_draft,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "rollback",
     "scope_problems",
     "submit_draft",
+    "update_draft",
     "validate_policy",
     "version_numbers",
 ]

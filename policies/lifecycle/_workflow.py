@@ -23,7 +23,9 @@ from datatrust.policies.documents import DocumentProblem
 from datatrust.policies.lifecycle._checks import validate_policy
 from datatrust.policies.lifecycle._drafts import (
     Draft,
+    DraftStatus,
     create_draft_files,
+    drafts_dir,
     next_status,
     read_draft,
     write_draft_record,
@@ -33,8 +35,9 @@ from datatrust.policies.lifecycle._errors import (
     PolicyStepRefused,
     PolicyStoreCorrupt,
 )
-from datatrust.policies.lifecycle._files import exclusive_lock
+from datatrust.policies.lifecycle._files import dump_json, exclusive_lock, write_atomic
 from datatrust.policies.lifecycle._store import (
+    DOCUMENT_FILES,
     VersionManifest,
     policy_root,
     publish_version,
@@ -52,6 +55,7 @@ __all__ = [
     "rollback",
     "scope_problems",
     "submit_draft",
+    "update_draft",
 ]
 
 Authorize = Callable[[Requester, str, AgencyResource], None]
@@ -151,6 +155,42 @@ def create_draft(
         agreements=agreements,
         base=base,
     )
+
+
+def update_draft(
+    data_dir: Path,
+    draft_id: str,
+    actor: Requester,
+    authorize: Authorize,
+    register: dict[str, Any],
+    agreements: dict[str, Any],
+) -> Draft:
+    """Replace a draft's documents (what a hand edit of its files does, for a web form).
+
+    Only a DPO of the draft's agency, only while it is a draft or rejected (a submitted or
+    approved draft is frozen: its hash is what the reviewer sees), and only within the
+    agency's scope, as ``create_draft`` checks it.
+    """
+    agency = _require_agency(actor)
+    with exclusive_lock(policy_root(data_dir) / ".lock"):
+        draft = read_draft(data_dir, draft_id)
+        if agency != draft.agency:
+            raise AccessDenied(
+                f"access denied: draft {draft.id} belongs to agency {draft.agency!r}"
+            )
+        authorize(actor, "edit", AgencyDocuments(agency))
+        if draft.status not in (DraftStatus.DRAFT, DraftStatus.REJECTED):
+            raise PolicyStepRefused(
+                f"draft {draft.id} is {draft.status.value}; only a draft or a rejected draft "
+                "can be changed (make a new draft from the version in force)"
+            )
+        problems = scope_problems(agency, _base_agreements(data_dir, draft.base), agreements)
+        if problems:
+            raise PolicyInvalid(f"draft {draft.id}", problems)
+        directory = drafts_dir(data_dir) / draft.id
+        for name, document in zip(DOCUMENT_FILES, (register, agreements), strict=True):
+            write_atomic(directory / name, dump_json(document))
+    return read_draft(data_dir, draft_id)
 
 
 def _step(data_dir: Path, draft_id: str, action: str, actor: Requester, comment: str | None):
