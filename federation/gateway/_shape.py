@@ -62,7 +62,10 @@ def _object(
             value = raw.get(selection.response_key)
         else:
             value = _value(schema, selection, raw.get(selection.response_key), variables)
-        deep_merge(out, {selection.response_key: value})
+        if selection.response_key in out:  # the same key selected twice (fields, fragments)
+            deep_merge(out, {selection.response_key: value})
+        else:
+            out[selection.response_key] = value
     return out
 
 
