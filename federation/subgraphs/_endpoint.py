@@ -6,6 +6,12 @@ touches are put to the enforcement point, and the decision is written to the aud
 before any resolver runs. A refusal answers ``{"data": null, "errors": [...]}`` with the
 refusal's HTTP status and never reaches the store. Unexpected errors are masked; a
 denial's reason never is.
+
+The mutual-TLS peer (``scope["state"]["peer"]``, put there by ``RequireDirectoryPeer``
+after the trust directory accepted the client certificate) is handed to the resolvers in
+``NodeContext.peer``. Nothing a client sends can set it: without mutual TLS it is None,
+and fields that answer only the gateway refuse. A resolver that refuses after the policy
+permitted (``NodeContext.refuse``) makes the request's audit entry a deny.
 """
 
 from __future__ import annotations
@@ -185,6 +191,7 @@ class SubgraphEndpoint:
             node_id=self.node_id,
             keys=self.keys,
             register=self.runtime.register,
+            peer=_peer(request),
         )
         if not access.is_metadata_only:
             try:
@@ -207,12 +214,18 @@ class SubgraphEndpoint:
         )
         if not access.is_metadata_only:
             try:
-                self._record(shape, context.permit or _action_outcome(result.errors), context)
+                decision = context.refused or context.permit or _action_outcome(result.errors)
+                self._record(shape, decision, context)
             except DatatrustError as error:
                 return _refusal(error), "error"
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [_format_error(e) for e in result.errors]
+        if context.refused is not None:  # refused inside a resolver: a denial, with its status
+            refused = context.refused
+            return JSONResponse(body, refused.status_hint, headers=error_headers(refused)), (
+                "denied"
+            )
         if context.permit is not None and context.permit.obligations.min_cell:
             body["extensions"] = {"disclosureControl": _disclosure_note(context)}
         return JSONResponse(body), "partial" if result.errors else "ok"
@@ -261,13 +274,16 @@ class SubgraphEndpoint:
         """Write the decision to the ledger; a ledger that cannot be written refuses.
 
         Called after execution for an allowed request, so the entry holds what flowed
-        (rows, subjects); the response leaves only once the entry is written.
+        (rows, subjects); the response leaves only once the entry is written. A refusal
+        made inside a resolver is a deny that still names the agreement that permitted
+        the request, and what (if anything) other fields of the operation read.
         """
         permitted = decision is None or isinstance(decision, Permit)
         requester = context.requester
         disclosed = context.disclosed
-        permit = decision if isinstance(decision, Permit) else None
+        permit = context.permit if isinstance(context.permit, Permit) else None
         refusal = decision if isinstance(decision, DatatrustError) else None
+        reasons = [*permit.reasons] if permit and not refusal else _refusal_reasons(refusal)
         entry = AuditEntry(
             node_id=self.node_id,
             requester=requester.label if requester else "unauthenticated",
@@ -284,10 +300,10 @@ class SubgraphEndpoint:
             subject=requester.subject if requester else None,
             aggregate=shape.access.is_aggregate,
             agreement=permit.agreement if permit else None,
-            reasons=permit.reasons if permit else tuple(_refusal_reasons(refusal)),
-            row_count=disclosed.rows if permitted else 0,
-            subject_count=disclosed.subject_count if permitted else 0,
-            subjects=tuple(sorted(disclosed.subjects)) if permitted else (),
+            reasons=(*reasons, *context.notes),
+            row_count=disclosed.rows,
+            subject_count=disclosed.subject_count,
+            subjects=tuple(sorted(disclosed.subjects)),
             request_id=(shape.request_id or "")[:128] or None,
             opt_out_list_date=self.opt_out_list_date() if permit else None,
         )
@@ -307,6 +323,12 @@ class _Shape:
     operation_name: str | None
     access: OperationAccess
     request_id: str | None
+
+
+def _peer(request: Request) -> Any:
+    """The ``DirectoryPeer`` the mutual-TLS directory check accepted, or None without one."""
+    state = request.scope.get("state")
+    return state.get("peer") if isinstance(state, dict) else None
 
 
 def _reason(permit: Permit | None, refusal: DatatrustError | None) -> str:
