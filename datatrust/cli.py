@@ -177,6 +177,11 @@ ConfigOption = Annotated[
 ]
 
 
+NODE_KEEP_ALIVE_SECONDS = 15
+"""How long a node keeps an idle connection open: well past the gateway's 2 s reuse window
+(``NODE_KEEPALIVE_EXPIRY_SECONDS``), so the gateway never sends on one the node is closing."""
+
+
 @serve_app.command("node")
 def serve_node(config: ConfigOption = None) -> None:
     """Serve one agency node (subgraph, health, readiness, metrics)."""
@@ -189,7 +194,13 @@ def serve_node(config: ConfigOption = None) -> None:
     app = create_node_app(settings)
     files = settings.tls_files
     if files is None:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_keep_alive=NODE_KEEP_ALIVE_SECONDS,
+        )
         return
     from datatrust.network import (
         DirectoryWatcher,
@@ -212,6 +223,7 @@ def serve_node(config: ConfigOption = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        timeout_keep_alive=NODE_KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run()
 

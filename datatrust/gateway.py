@@ -22,6 +22,7 @@ from datatrust._ratelimit import RateLimiter
 from datatrust.errors import AccessDenied, DatatrustError, SourceError, StoreError
 from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
+from datatrust.federation.gateway._gateway import node_client
 from datatrust.network import client_ssl_context
 from datatrust.policies import AccessRequest, Permit, Requester, describe_fields
 from datatrust.policies._published import published_runtime
@@ -103,13 +104,13 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         record(headers, purpose, fields, requester, None, permit)
 
     files = settings.tls_files
-    client_factory = httpx.AsyncClient
+    client_factory = node_client
     if files is not None:
         context = client_ssl_context(*files)
 
         def client_factory() -> httpx.AsyncClient:
             """Nodes see the gateway's certificate, which proves who calls, not what it may see."""
-            return httpx.AsyncClient(verify=context)
+            return node_client(verify=context)
 
     def _check_purpose(purpose: str | None, requester: Requester) -> None:
         """A registered purpose the token allows, as the enforcement point checks it."""

@@ -6,6 +6,12 @@ batch is written in chunks, each chunk's rows and quarantined records in one tra
 a batch interrupted part-way is resumed by loading it again (rows are idempotent and the
 unfinished batch's quarantine entries are replaced). Bad records are quarantined with the
 adapter's located reason; they are never dropped.
+
+Every write transaction here takes SQLite's write lock when it begins (``writing``): a
+chunk reads (the sensor inventory) before it writes, and in WAL mode a deferred
+transaction whose snapshot another writer (the node's audit ledger, a consent change)
+has moved past cannot upgrade to a writer; SQLite says "database is locked" at once,
+whatever the busy timeout, and the load would stop.
 """
 
 from __future__ import annotations
@@ -29,9 +35,15 @@ from datatrust.ingest._pseudonymise import Pseudonymiser
 from datatrust.ingest._quarantine import excerpt, quarantine_row
 from datatrust.ingest._rows import rows_of
 from datatrust.ingest._seal import record_payload
-from datatrust.store import IngestBatch, QuarantinedRecord, Sensor, refresh_statistics
+from datatrust.store import (
+    BEGIN_IMMEDIATE,
+    IngestBatch,
+    QuarantinedRecord,
+    Sensor,
+    refresh_statistics,
+)
 
-__all__ = ["IngestReport", "admit", "ingest_file", "load_items"]
+__all__ = ["IngestReport", "admit", "ingest_file", "load_items", "writing"]
 
 # Records per transaction. 5,000 uplinks (~17,500 readings) measured a little faster than
 # 2,000 on PostgreSQL (fewer commits and round trips); a crash redoes at most one chunk.
@@ -95,7 +107,7 @@ def ingest_file(
         )
         loaded, quarantined = 0, 1
         status = "failed"
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         connection.execute(
             update(IngestBatch)
             .where(IngestBatch.id == batch_id)
@@ -134,6 +146,20 @@ def load_items(
 
 
 @contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction that commits at the end; a writer from its start.
+
+    On SQLite the transaction begins with BEGIN IMMEDIATE, so it waits (up to the busy
+    timeout) for the write lock before it reads anything, instead of failing when it first
+    writes after another writer committed. PostgreSQL ignores the option.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{BEGIN_IMMEDIATE: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a load runs.
 
@@ -163,7 +189,7 @@ def _load_chunks(
     for chunk in _chunks(iter(items), CHUNK_RECORDS):
         records = [item for item in chunk if not isinstance(item, RecordError)]
         errors = [item for item in chunk if isinstance(item, RecordError)]
-        with engine.begin() as connection:
+        with writing(engine) as connection:
             records, refused = admit(connection, records, source, known)
             if records:
                 write_rows(connection, rows_of(records, pseudonymiser))
@@ -235,7 +261,7 @@ def _open_batch(
     engine: Engine, source: str, digest: str, format_name: str
 ) -> tuple[int | None, datetime | None]:
     """(batch id to load into, start of an unfinished earlier attempt), or (None, None)."""
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         existing = connection.execute(
             select(IngestBatch.id, IngestBatch.status, IngestBatch.started_at).where(
                 IngestBatch.sha256 == digest, IngestBatch.format == format_name
@@ -265,7 +291,7 @@ def _open_batch(
 
 
 def _forget_quarantine(engine: Engine, source: str, format_name: str, since: datetime) -> None:
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         connection.execute(
             delete(QuarantinedRecord).where(
                 QuarantinedRecord.source == source,

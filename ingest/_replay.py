@@ -18,7 +18,7 @@ from datatrust import adapters
 from datatrust.errors import DatatrustError, RecordError
 from datatrust.ingest._formats import FORMATS
 from datatrust.ingest._load import write_rows
-from datatrust.ingest._pipeline import admit
+from datatrust.ingest._pipeline import admit, writing
 from datatrust.ingest._pseudonymise import Pseudonymiser
 from datatrust.ingest._quarantine import ReplayReport, mark_replayed
 from datatrust.ingest._rows import rows_of
@@ -50,7 +50,7 @@ def replay_quarantine(
             reason = errors[0].reason if errors else "nothing to replay: no record was kept"
             failing.append((entry_id, adapters.redact(reason)))
             continue
-        with engine.begin() as connection:
+        with writing(engine) as connection:  # reads, then writes: a writer from the start
             records, refused = admit(connection, items, source, known)
             if refused:
                 failing.append((entry_id, adapters.redact(refused[0][1].reason)))

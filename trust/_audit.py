@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from datatrust.errors import StoreError
-from datatrust.store import AuditEvent
+from datatrust.store import BEGIN_IMMEDIATE, AuditEvent
 
 __all__ = [
     "ENTRY_VERSION",
@@ -147,9 +147,14 @@ def append_audit_entry(engine: Engine, entry: AuditEntry, head: Path | None = No
     Raises (a StoreError from the caller's translation) if it cannot be written: callers on
     a decision path must then refuse, never return data unaudited. With ``head``, the new
     entry is anchored there too (see ``_write_head``).
+
+    The transaction reads the newest hash and then writes, so on SQLite it begins with
+    BEGIN IMMEDIATE: a deferred one whose snapshot another writer (ingest, consent) moved
+    past could not become a writer and would fail at once, whatever the busy timeout.
     """
     recorded_at = datetime.now(UTC)
-    with _append_lock, Session(engine) as session:
+    writer = engine.execution_options(**{BEGIN_IMMEDIATE: True})
+    with _append_lock, Session(writer) as session:
         last = session.exec(
             select(AuditEvent.entry_hash).order_by(AuditEvent.seq.desc()).limit(1)
         ).first()

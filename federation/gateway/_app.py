@@ -55,7 +55,7 @@ from ._errors import (
     QueryTooComplex,
     RequestTooLarge,
 )
-from ._gateway import Authorize, Gateway
+from ._gateway import Authorize, Gateway, node_client
 from ._limits import QueryLimits, check_batch_size
 
 MAX_BODY_BYTES = 1_048_576
@@ -88,7 +88,7 @@ def create_gateway_app(
     subgraphs: dict[str, str],
     *,
     authorize: Authorize | None = None,
-    client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient,
+    client_factory: Callable[[], httpx.AsyncClient] = node_client,
     timeout_seconds: float = 10.0,
     startup_wait_seconds: float = 30.0,
     readiness: Callable[[], Mapping[str, Any]] | None = None,

@@ -2,7 +2,8 @@
 
 Every node call goes through the injected ``httpx.AsyncClient`` (the transport seam) with
 only the caller's forwarded headers. A node that fails, stalls or answers nonsense costs
-only its own fields: they are null, and an error names the node.
+only its own fields: they are null, and an error names the node. A query sent on a kept-alive
+connection the node closed at that moment is sent once more (see ``_Run._send``).
 """
 
 from __future__ import annotations
@@ -156,6 +157,36 @@ class _Run:
         elif isinstance(note.get("suppressedCells"), int):
             kept["suppressedCells"] = int(kept.get("suppressedCells", 0)) + note["suppressedCells"]
 
+    async def _send(self, node: str, body: dict[str, Any]) -> httpx.Response:
+        """POST ``body`` to ``node``; once more if a reused connection closed under it.
+
+        A node closes a keep-alive connection when it has been idle for its keep-alive
+        time; a request sent on it at that moment fails before any response with "server
+        disconnected". The query is read-only, so it is sent once more, on a new
+        connection. A failure after the response began, on a new connection, or a timeout
+        is reported as it is (``httpcore``'s trace events tell which).
+        """
+        events: list[str] = []
+
+        async def trace(event: str, _info: dict[str, Any]) -> None:
+            events.append(event)
+
+        try:
+            return await self.client.post(
+                self.urls[node],
+                json=body,
+                headers=self.headers,
+                timeout=self.timeout_seconds,
+                extensions={"trace": trace},
+            )
+        except _CLOSED_UNDER_US as error:
+            if not _on_reused_connection_before_response(events):
+                raise
+            _log.info("node %s closed a kept-alive connection (%r); sending again", node, error)
+        return await self.client.post(
+            self.urls[node], json=body, headers=self.headers, timeout=self.timeout_seconds
+        )
+
     async def _post(self, fetch: Fetch, extra: dict[str, Any]) -> tuple[Any, _Errors]:
         """The node's ``data`` and its GraphQL errors; a failed call becomes one error."""
         used = {name: self.variables[name] for name in fetch.variables if name in self.variables}
@@ -163,9 +194,7 @@ class _Run:
         node = fetch.service
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                response = await self.client.post(
-                    self.urls[node], json=body, headers=self.headers, timeout=self.timeout_seconds
-                )
+                response = await self._send(node, body)
         except TimeoutError:
             return None, [_unavailable(node, f"did not answer within {self.timeout_seconds:g} s")]
         except httpx.HTTPError as error:
@@ -186,6 +215,22 @@ class _Run:
         return answer.get("data"), [
             e if isinstance(e, dict) else {"message": str(e)} for e in errors
         ]
+
+
+_CLOSED_UNDER_US = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+"""How a connection the node closed surfaces (never a timeout: that is not retried)."""
+
+
+def _on_reused_connection_before_response(events: list[str]) -> bool:
+    """Whether the request went out on a pooled connection and no response head came back.
+
+    Needs positive evidence (a request sent, no connection opened for it); a transport
+    that reports no trace events is never retried.
+    """
+    sent = any(event.endswith("send_request_headers.started") for event in events)
+    connected = any(event.startswith("connection.connect_") for event in events)
+    answered = any(event.endswith("receive_response_headers.complete") for event in events)
+    return sent and not connected and not answered
 
 
 def _walk(

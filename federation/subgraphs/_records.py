@@ -4,7 +4,9 @@ Each function runs one SQL statement for a whole batch of people (the ``_entitie
 representations, or a page of the root list), with the permit's row filters in its WHERE
 clause: a person without a current consent, or on the national data opt-out list, is
 never fetched. Rows come back keyed by the trust pseudonym; what leaves the node in which
-form is the subgraph's business (``_pseudonyms``, masks).
+form is the subgraph's business (``_pseudonyms``, masks). A person's list is in a total
+order (start, then the source's own id), so it reads the same at any batch size and on
+either database.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def encounters_of(
             Encounter.status,
         )
         .where(one_of(Encounter.pseudonym, pseudonyms))
-        .order_by(Encounter.pseudonym, Encounter.started_at)
+        # The source's id breaks ties on start, so a list reads the same at any batch size.
+        .order_by(Encounter.pseudonym, Encounter.started_at, Encounter.encounter_id)
     )
     query = restrict(
         query,
@@ -149,7 +152,8 @@ def care_episodes_of(
             CareEpisode.ended_on,
         )
         .where(one_of(CareEpisode.pseudonym, pseudonyms))
-        .order_by(CareEpisode.pseudonym, CareEpisode.started_on)
+        # The source's reference breaks ties on start (episodes often share a start day).
+        .order_by(CareEpisode.pseudonym, CareEpisode.started_on, CareEpisode.event_reference)
     )
     query = restrict(
         query, permit, subject=CareEpisode.pseudonym, when=CareEpisode.started_on, when_is_date=True
