@@ -164,6 +164,13 @@ class Encounter(_StoreTable, table=True):
     """A FHIR Encounter (attendance, admission, ...) of a pseudonymised person."""
 
     __tablename__ = "encounter"
+    __table_args__ = (
+        # Covering: per-area counts of a period read (area, start) -> pseudonym from it
+        # alone (``id`` is the rowid); it serves lookups by area alone too (migration 0009).
+        sa.Index(
+            "ix_encounter_lsoa_code_started_at_pseudonym", "lsoa_code", "started_at", "pseudonym"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     encounter_id: str = Field(unique=True)
@@ -172,7 +179,7 @@ class Encounter(_StoreTable, table=True):
     status: str
     started_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    lsoa_code: str | None = Field(default=None, index=True)
+    lsoa_code: str | None = None
     version: int | None = None  # FHIR meta.versionId: a newer version replaces the row
 
 
@@ -183,6 +190,17 @@ class CareEpisode(_StoreTable, table=True):
     """An adult social care event (request, assessment, service) from a CLD return."""
 
     __tablename__ = "care_episode"
+    __table_args__ = (
+        # Covering: open episodes per area read (area, start, end) -> la_person_token from
+        # it alone; it serves lookups by area alone too (migration 0009).
+        sa.Index(
+            "ix_care_episode_lsoa_code_started_on_ended_on_la_person_token",
+            "lsoa_code",
+            "started_on",
+            "ended_on",
+            "la_person_token",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_reference: str = Field(unique=True)
@@ -192,7 +210,7 @@ class CareEpisode(_StoreTable, table=True):
     service_type: str | None = None
     started_on: date
     ended_on: date | None = None
-    lsoa_code: str | None = Field(default=None, index=True)
+    lsoa_code: str | None = None
 
 
 # --- the trust's own records -----------------------------------------------------------

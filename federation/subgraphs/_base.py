@@ -118,7 +118,18 @@ class MaskObligations(SchemaExtension):
     This runs for every field of every operation (aliases, fragments and ``_entities``
     alike resolve through it), so a field the deciding agreement masks is ``null``
     wherever the document reaches it.
+
+    Wrapping a field costs a call per field of every object answered (thousands for a
+    planning query over every area), so the wrapper is only put in place for a request
+    whose permit masks something: strawberry asks each request's extension instance
+    whether it resolves, once, after the context (and so the permit) is set and before
+    execution starts. Anything other than a Permit without masks keeps the wrapper.
     """
+
+    def _implements_resolve(self) -> bool:  # type: ignore[override]
+        permit = getattr(getattr(self, "execution_context", None), "context", None)
+        permit = getattr(permit, "permit", None)
+        return not (isinstance(permit, Permit) and not permit.obligations.mask)
 
     def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
         permit = getattr(info.context, "permit", None)
