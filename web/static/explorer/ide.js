@@ -84,6 +84,22 @@
   }
   new MutationObserver(label).observe(root, { childList: true, subtree: true });
 
+  // In an editor Tab indents, so it cannot move focus on; Escape then Tab (or Shift+Tab)
+  // does, as the page says (WCAG 2.1.2 No Keyboard Trap). Stopping the Tab before it
+  // reaches CodeMirror leaves the browser to move focus.
+  var escaped = false;
+  root.addEventListener(
+    "keydown",
+    function (event) {
+      var inEditor = event.target.closest && event.target.closest(".CodeMirror");
+      if (event.key === "Tab" && escaped && inEditor) {
+        event.stopPropagation();
+      }
+      escaped = event.key === "Escape" && Boolean(inEditor);
+    },
+    true
+  );
+
   saved.addEventListener("change", choose);
   saved.selectedIndex = 1;
   choose();
