@@ -27,11 +27,13 @@ __all__ = [
     "AccessLogOf",
     "AgencyDocuments",
     "AgencyResource",
+    "CitizenOptOutOf",
     "ConsentRecordOf",
     "DataQuery",
     "DraftApproval",
     "NodeIngest",
     "OptOutList",
+    "PersonRecordsAt",
     "PlatformActor",
     "PlatformAuthorizer",
     "platform_policy_path",
@@ -179,6 +181,24 @@ class AccessLogOf(AgencyResource):
 
 
 @dataclass(frozen=True, slots=True)
+class PersonRecordsAt(AgencyResource):
+    """How many records one agency's node holds about one person (the citizen's "Your data")."""
+
+    pseudonym: str
+    agency: str
+    RULES: ClassVar[dict[str, str]] = {
+        "count": "only the person themself may count the records held about them",
+    }
+
+    def __post_init__(self) -> None:
+        _require(self.pseudonym, "pseudonym", "PersonRecordsAt")
+        _require(self.agency, "agency", "PersonRecordsAt")
+
+    def describe(self) -> str:
+        return f"the records about {self.pseudonym!r} at agency {self.agency!r}"
+
+
+@dataclass(frozen=True, slots=True)
 class NodeIngest(AgencyResource):
     """Loading data into an agency's node, and its quarantine."""
 
@@ -230,14 +250,36 @@ class OptOutList(AgencyResource):
         return f"the national data opt-out list at agency {self.agency!r}"
 
 
+@dataclass(frozen=True, slots=True)
+class CitizenOptOutOf(AgencyResource):
+    """One person's own research-and-planning opt-out, registered at one agency's node."""
+
+    pseudonym: str
+    agency: str
+    RULES: ClassVar[dict[str, str]] = {
+        "read": "only the person themself may read their own opt-out",
+        "register": "only the person themself may register their opt-out",
+        "remove": "only the person themself may remove their opt-out",
+    }
+
+    def __post_init__(self) -> None:
+        _require(self.pseudonym, "pseudonym", "CitizenOptOutOf")
+        _require(self.agency, "agency", "CitizenOptOutOf")
+
+    def describe(self) -> str:
+        return f"the opt-out of {self.pseudonym!r} at agency {self.agency!r}"
+
+
 _CLASSES: dict[str, type] = {
     "AccessLogOf": AccessLogOf,
     "AgencyDocuments": AgencyDocuments,
+    "CitizenOptOutOf": CitizenOptOutOf,
     "ConsentRecordOf": ConsentRecordOf,
     "DataQuery": DataQuery,
     "DraftApproval": DraftApproval,
     "NodeIngest": NodeIngest,
     "OptOutList": OptOutList,
+    "PersonRecordsAt": PersonRecordsAt,
     "PlatformActor": PlatformActor,
 }
 

@@ -32,7 +32,17 @@ from datatrust.trust._keys import (
     overlap_key_path,
     person_pseudonym,
 )
-from datatrust.trust._opt_outs import OptOutLoad, load_opt_out_list, opt_out_list_date
+from datatrust.trust._opt_outs import (
+    CitizenOptOutChange,
+    CitizenOptOutStatus,
+    OptOutLoad,
+    citizen_opt_out,
+    load_opt_out_list,
+    not_opted_out_by_citizen,
+    opt_out_list_date,
+    register_citizen_opt_out,
+    remove_citizen_opt_out,
+)
 from datatrust.trust._purposes import Purpose, PurposeRegister, demo_purpose_register
 from datatrust.trust._row_filters import has_current_consent, not_opted_out
 
@@ -40,6 +50,8 @@ __all__ = [
     "CONSENT_SCHEMA_VERSION",
     "OVERLAP_KEY_FILE",
     "AuditEntry",
+    "CitizenOptOutChange",
+    "CitizenOptOutStatus",
     "ConsentChange",
     "ConsentGrant",
     "ConsentRecord",
@@ -50,6 +62,7 @@ __all__ = [
     "PurposeRegister",
     "append_audit_entry",
     "audit_head_path",
+    "citizen_opt_out",
     "consent_history",
     "current_consents",
     "demo_purpose_register",
@@ -59,11 +72,14 @@ __all__ = [
     "load_opt_out_list",
     "load_or_create_key",
     "not_opted_out",
+    "not_opted_out_by_citizen",
     "opt_out_list_date",
     "overlap_key_path",
     "person_pseudonym",
     "read_audit_entries",
     "read_audit_head",
+    "register_citizen_opt_out",
+    "remove_citizen_opt_out",
     "verify_audit_chain",
     "withdraw_consent",
 ]

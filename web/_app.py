@@ -30,8 +30,10 @@ from datatrust.settings import GATEWAY_AUDIENCE, PortalSettings
 from datatrust.trust._purposes import demo_purpose_register
 from datatrust.trust.tokens import IssuerConfig, TokenValidator
 from datatrust.web._choices import AgencyChoices, agency_choices
+from datatrust.web._citizen import data_page, uses_csv_file, uses_page
 from datatrust.web._consent_api import ConsentApi, ConsentApiError, ConsentNode
 from datatrust.web._csrf import BadForm, CsrfRefused, read_form
+from datatrust.web._opt_out import OPT_OUT_PATH, opt_out_endpoint
 from datatrust.web._pages import Pages
 from datatrust.web._redirects import START_PAGE, safe_next
 from datatrust.web._security import SecurityHeaders
@@ -339,6 +341,10 @@ def create_portal_app(settings: PortalSettings) -> Starlette:
             Route("/callback", callback),
             Route("/sign-out", sign_out, methods=["POST"]),
             Route("/choices", choices, methods=["GET", "POST"]),
+            Route(OPT_OUT_PATH, opt_out_endpoint(portal), methods=["GET", "POST"]),
+            Route("/uses", uses_page(portal)),
+            Route("/uses.csv", uses_csv_file(portal)),
+            Route("/data", data_page(portal)),
             Route("/healthz", healthz),
             Mount("/console", console, name="console"),
             Mount("/explorer", explorer, name="explorer"),

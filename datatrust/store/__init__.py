@@ -9,7 +9,10 @@ URL given to :func:`create_store_engine`; a node runs :func:`migrate` when it st
 """
 
 from datatrust.store._consent import (
+    CITIZEN_OPT_OUT_ACTIONS,
     CONSENT_STATES,
+    CitizenOptOut,
+    CitizenOptOutEvent,
     Consent,
     ConsentEvent,
     NationalOptOut,
@@ -46,12 +49,15 @@ from datatrust.store._types import UTCDateTime
 
 __all__ = [
     "BEGIN_IMMEDIATE",
+    "CITIZEN_OPT_OUT_ACTIONS",
     "CONSENT_STATES",
     "STORE_METADATA",
     "AccessPoint",
     "Agreement",
     "AuditEvent",
     "CareEpisode",
+    "CitizenOptOut",
+    "CitizenOptOutEvent",
     "Condition",
     "Consent",
     "ConsentEvent",

@@ -12,6 +12,9 @@
   section 6): it is a list the node holds, replaced whole on each load.
 * ``opt_out_list``: one row per load of that list, with the date the NHS checked it, which
   every audit entry quotes.
+* ``citizen_opt_out`` and ``citizen_opt_out_event``: research-and-planning opt-outs a
+  citizen registered in the trust's portal, and their history. Kept apart from the
+  national list, which each load replaces whole, so that a load never drops them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from datatrust.store._models import _StoreTable
 from datatrust.store._types import UTCDateTime
 
 __all__ = [
+    "CITIZEN_OPT_OUT_ACTIONS",
     "CONSENT_STATES",
+    "CitizenOptOut",
+    "CitizenOptOutEvent",
     "Consent",
     "ConsentEvent",
     "NationalOptOut",
@@ -109,4 +115,36 @@ class OptOutListLoad(_StoreTable, table=True):
     checked_on: date
     loaded_at: datetime = Field(sa_type=UTCDateTime)
     count: int
+    source: str
+
+
+CITIZEN_OPT_OUT_ACTIONS = ("OptOutRegistered", "OptOutRemoved")
+"""What a citizen can do to their research-and-planning opt-out at a node."""
+
+
+class CitizenOptOut(_StoreTable, table=True):
+    """A person who opted out of research and planning in the portal (migration 0010)."""
+
+    __tablename__ = "citizen_opt_out"
+
+    pseudonym: str = Field(primary_key=True)
+    registered_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CitizenOptOutEvent(_StoreTable, table=True):
+    """One registration or removal of a citizen's opt-out: by whom, when, through what."""
+
+    __tablename__ = "citizen_opt_out_event"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "action IN (" + ", ".join(f"'{a}'" for a in CITIZEN_OPT_OUT_ACTIONS) + ")",
+            name="action",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(index=True)
+    action: str  # one of CITIZEN_OPT_OUT_ACTIONS
+    actor: str
+    at: datetime = Field(sa_type=UTCDateTime)
     source: str

@@ -3,7 +3,8 @@
 The deciding agreement's obligations name row filters (only subjects with a current
 consent for this purpose; not those on the national data opt-out list; only records inside
 the agreement's dates). Each becomes a WHERE clause on the query that reads the data
-(a semi-join and an anti-join on the consent and opt-out tables), so a withdrawal or an opt-out
+(a semi-join on the consent table, anti-joins on the national opt-out list and on the
+opt-outs citizens registered in the portal), so a withdrawal or an opt-out
 takes effect on the very next query and no excluded row ever reaches Python. An unknown
 kind of filter refuses the read: a filter the node cannot apply is never skipped.
 """
@@ -17,7 +18,7 @@ from sqlalchemy.sql import Select
 
 from datatrust.errors import AccessDenied
 from datatrust.policies import Permit
-from datatrust.trust import has_current_consent, not_opted_out
+from datatrust.trust import has_current_consent, not_opted_out, not_opted_out_by_citizen
 
 __all__ = ["restrict"]
 
@@ -57,7 +58,9 @@ def restrict(
                 query = query.where(has_current_consent(subject, purpose=purpose, now=now))
         elif kind == "national_data_opt_out":
             if subject is not None:
-                query = query.where(not_opted_out(subject))
+                # The NHS list as last loaded, and the opt-outs citizens registered in the
+                # trust's portal (kept apart, so a reload of the list never drops them).
+                query = query.where(not_opted_out(subject), not_opted_out_by_citizen(subject))
         elif kind == "agreement_period":
             agreed_first, agreed_after = _period(row_filter)
             first = agreed_first if first is None else max(first, agreed_first)

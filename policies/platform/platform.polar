@@ -10,9 +10,11 @@
 #   DraftApproval   agency, author         approving a draft of those documents
 #   ConsentRecordOf pseudonym, controller  one person's consent records held by one agency
 #   AccessLogOf     pseudonym, agency      who used one person's data, in one agency's ledger
+#   PersonRecordsAt pseudonym, agency      how many records one agency's node holds on a person
 #   NodeIngest      agency                 loading data into an agency's node
 #   DataQuery       agency, purpose        querying the trust for an agency and a purpose
 #   OptOutList      agency                 the national data opt-out list cached at a node
+#   CitizenOptOutOf pseudonym, agency      one person's own research-and-planning opt-out at a node
 
 # --- who acts for which agency ---------------------------------------------------------
 
@@ -63,6 +65,14 @@ allow(actor: PlatformActor, action: String, record: ConsentRecordOf) if
     (is_staff(actor, "dpo", record.controller) or
      is_staff(actor, "consent-admin", record.controller));
 
+# --- a citizen registers or removes only their own research-and-planning opt-out ------
+
+# No one acts for the person here, not even a DPO: the opt-out is the person's own choice
+# (the national one is registered with the NHS, and reaches nodes as the national list).
+allow(actor: PlatformActor, action: String, opt_out: CitizenOptOutOf) if
+    action in ["read", "register", "remove"] and
+    is_the_person(actor, opt_out.pseudonym);
+
 # --- who used a person's data ----------------------------------------------------------
 
 allow(actor: PlatformActor, "read", log: AccessLogOf) if
@@ -70,6 +80,11 @@ allow(actor: PlatformActor, "read", log: AccessLogOf) if
 
 allow(actor: PlatformActor, "read", log: AccessLogOf) if
     is_staff(actor, "dpo", log.agency);
+
+# --- what a node holds about a person: the person alone may count it ----------------------
+
+allow(actor: PlatformActor, "count", records: PersonRecordsAt) if
+    is_the_person(actor, records.pseudonym);
 
 # --- node operators manage their own node's ingest -------------------------------------
 

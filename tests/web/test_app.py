@@ -61,7 +61,7 @@ def test_every_post_route_refuses_a_form_without_the_sessions_csrf_token(client,
     token = session_of(client, settings)["csrf"]
     routes = [r for r in client.app.routes if isinstance(r, Route)]
     posts = [r.path for r in routes if "POST" in (r.methods or ())]
-    assert sorted(posts) == ["/choices", "/sign-out"]
+    assert sorted(posts) == ["/choices", "/choices/opt-out", "/sign-out"]
     for path in posts:
         for form in ({}, {"csrf_token": ""}, {"csrf_token": token + "x"}):
             response = client.post(path, data={"action": "withdraw", **form})
