@@ -3,7 +3,9 @@
 The gateway is defence in depth: it authenticates the caller's access token and refuses a
 request the enforcement point would refuse before calling any node, recording every
 decision in its own audit ledger; the nodes check again for themselves, with the same
-token, which the gateway forwards unchanged.
+token, which the gateway forwards unchanged. A refusal is recorded before it is answered;
+a permit's entry is written in a worker thread while the nodes are asked, and their data
+is answered only once it is written (if it cannot be, the answer is STORE_UNAVAILABLE).
 
 Introspection (``__schema``, ``__type``) is answered by the gateway itself and carries no
 agency data, so no agreement rules on it; but it is not anonymous either: the caller must
@@ -13,6 +15,7 @@ present a trusted token and a registered purpose that token allows, and it is au
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 import httpx
 from starlette.applications import Starlette
@@ -22,7 +25,7 @@ from datatrust._ratelimit import RateLimiter
 from datatrust.errors import AccessDenied, DatatrustError, SourceError, StoreError
 from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
-from datatrust.federation.gateway._gateway import node_client
+from datatrust.federation.gateway._gateway import Permitted, node_client
 from datatrust.network import client_ssl_context
 from datatrust.policies import AccessRequest, Permit, Requester, describe_fields
 from datatrust.policies._published import published_runtime
@@ -81,14 +84,29 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
 
     def authorize(
         purpose: str | None, fields: frozenset[tuple[str, str]], headers: Mapping[str, str]
-    ) -> None:
+    ) -> Permitted:
+        """Decide now; a refusal is recorded before it is raised, a permit while nodes answer.
+
+        The returned :class:`Permitted` writes the permit's entry; the federation gateway
+        runs it in a worker thread alongside the node calls and answers no data unless it
+        succeeds (a ledger that cannot be written still means STORE_UNAVAILABLE).
+        """
         requester = None
         try:
             requester = authenticate(_header(headers, "authorization"))
             if _is_introspection(fields):
                 _check_purpose(purpose, requester)
-                record(headers, purpose, fields, requester, None, reason=_INTROSPECTION_REASON)
-                return
+                return Permitted(
+                    partial(
+                        record,
+                        headers,
+                        purpose,
+                        fields,
+                        requester,
+                        None,
+                        reason=_INTROSPECTION_REASON,
+                    )
+                )
             permit = runtime.decide(
                 AccessRequest(
                     purpose=purpose,
@@ -101,7 +119,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         except DatatrustError as refusal:
             record(headers, purpose, fields, requester, refusal)
             raise
-        record(headers, purpose, fields, requester, None, permit)
+        return Permitted(partial(record, headers, purpose, fields, requester, None, permit))
 
     files = settings.tls_files
     client_factory = node_client

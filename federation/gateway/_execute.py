@@ -97,7 +97,7 @@ class _Run:
 
     async def _entities(self, fetch: Fetch, raw: dict[str, Any]) -> _Errors:
         representations: list[dict[str, Any]] = []
-        index: dict[str, int] = {}
+        index: dict[Any, int] = {}
         placements = []
         for target in fetch.targets:
             typename_key = target.keys[0][1]
@@ -107,8 +107,7 @@ class _Run:
                 representation = {name: item.get(key) for name, key in target.keys}
                 if None in representation.values():
                     continue
-                token = json.dumps(representation, sort_keys=True)
-                number = index.setdefault(token, len(representations))
+                number = index.setdefault(_identity(representation), len(representations))
                 if number == len(representations):
                     representations.append(representation)
                 placements.append((target, item, path, number))
@@ -132,9 +131,10 @@ class _Run:
         for target, item, _, number in placements:
             entity = entities[number] if entities else None
             if isinstance(entity, dict):
-                entity = dict(entity)
-                for alias, key in target.renames:
-                    entity[key] = entity.pop(alias, None)
+                if target.renames:  # a copy: one entity may be placed in several items
+                    entity = dict(entity)
+                    for alias, key in target.renames:
+                        entity[key] = entity.pop(alias, None)
                 deep_merge(item, entity)
         first_path = {}
         for _, _, path, number in placements:
@@ -231,6 +231,18 @@ def _on_reused_connection_before_response(events: list[str]) -> bool:
     connected = any(event.startswith("connection.connect_") for event in events)
     answered = any(event.endswith("receive_response_headers.complete") for event in events)
     return sent and not connected and not answered
+
+
+def _identity(representation: dict[str, Any]) -> Any:
+    """A dict key equal for equal representations, whatever order their fields came in.
+
+    Plain strings (codes, ids: nearly every key) key by a tuple of the sorted pairs, as
+    cheap as it gets; anything else (numbers, where ``1`` must stay apart from ``1.0`` and
+    ``True``; nested key objects) by its canonical JSON text, as before.
+    """
+    if all(type(value) is str for value in representation.values()):
+        return tuple(sorted(representation.items()))
+    return json.dumps(representation, sort_keys=True)
 
 
 def _walk(

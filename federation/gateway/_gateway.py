@@ -9,11 +9,13 @@ the last good supergraph when the new one fails; ``watch()`` calls it every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,13 +29,35 @@ from ._overlap import CROSS_AGENCY_FIELD, answer_cross_agency
 from ._plan import PlanCache, check_variables
 from ._supergraph import Supergraph
 
-Authorize = Callable[
-    [str | None, frozenset[tuple[str, str]], Mapping[str, str]], Awaitable[None] | None
-]
-"""``authorize(purpose, fields, headers)`` returns None to allow, or raises a DatatrustError.
 
-``headers`` are the caller's request headers, so the hook can authenticate the caller
-(``Authorization``) before deciding; it must never add privileges of its own.
+@dataclass(frozen=True)
+class Permitted:
+    """A permit whose record is still to be written: ``record()`` writes it, or raises.
+
+    The decision is made; only its (blocking) write remains. :meth:`Gateway.answer` runs
+    ``record`` in a worker thread while the plan's node calls run, and answers with their
+    data only once it has returned: if it raises, that error is the answer and the nodes'
+    data is dropped, exactly as if the write had come first. Awaiting a ``Permitted``
+    runs the write in a thread and waits for it, for callers that must record first.
+    """
+
+    record: Callable[[], None]
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return asyncio.to_thread(self.record).__await__()
+
+
+Authorize = Callable[
+    [str | None, frozenset[tuple[str, str]], Mapping[str, str]],
+    Awaitable[None] | Permitted | None,
+]
+"""``authorize(purpose, fields, headers)`` allows or raises a DatatrustError (a refusal).
+
+It returns None (allowed), an awaitable the gateway awaits before calling any node (an
+asynchronous decision), or a :class:`Permitted` (allowed; its record is written while the
+nodes are called, and no data is answered unless that write succeeds). ``headers`` are the
+caller's request headers, so the hook can authenticate the caller (``Authorization``)
+before deciding; it must never add privileges of its own.
 """
 
 NODE_KEEPALIVE_EXPIRY_SECONDS = 2.0
@@ -228,11 +252,12 @@ class Gateway:
                     "schema, or query a node's { _service { sdl } }"
                 )
             fields = fields | _introspected(plan.selections)
+        outcome = None
         if self.authorize is not None:
             outcome = self.authorize(_header(headers, "purpose"), fields, headers)
-            if inspect.isawaitable(outcome):
+            if inspect.isawaitable(outcome) and not isinstance(outcome, Permitted):
                 await outcome
-        return await execute_plan(
+        executing = execute_plan(
             plan,
             supergraph,
             client=self.client,
@@ -241,6 +266,9 @@ class Gateway:
             headers=headers,
             timeout_seconds=self.timeout_seconds,
         )
+        if isinstance(outcome, Permitted):
+            return await _once_recorded(outcome, executing)
+        return await executing
 
     def _parse(self, query: str) -> DocumentNode:
         """The parsed document, from a small LRU keyed by its text (limits are rechecked)."""
@@ -259,6 +287,26 @@ class Gateway:
 
 
 _PARSED_DOCUMENTS = 256
+
+
+async def _once_recorded(permitted: Permitted, executing: Awaitable[dict[str, Any]]) -> Any:
+    """``executing``'s answer, given only after ``permitted.record()`` returned in a thread.
+
+    The write starts first and both run at once; if the write raises (or this request is
+    cancelled), the node calls are cancelled and their data never leaves the gateway. A
+    write that already started finishes in its thread even then: the decision it records
+    was made.
+    """
+    recording = asyncio.ensure_future(asyncio.to_thread(permitted.record))
+    answering = asyncio.ensure_future(executing)
+    try:
+        await recording
+    except BaseException:
+        answering.cancel()
+        with contextlib.suppress(BaseException):
+            await answering
+        raise
+    return await answering
 
 
 def _introspected(selections: tuple[Any, ...]) -> frozenset[tuple[str, str]]:

@@ -54,7 +54,7 @@ def _object(
             if _applies(schema, selection.type_condition, type_name):
                 deep_merge(out, _object(schema, selection.selections, raw, type_name, variables))
             continue
-        if not all(condition.holds(variables) for condition in selection.conditions):
+        if selection.conditions and not all(c.holds(variables) for c in selection.conditions):
             continue
         if selection.name == "__typename":
             value = raw.get(selection.response_key) or type_name
