@@ -239,14 +239,21 @@ def test_every_console_post_refuses_a_form_without_the_sessions_csrf_token(app, 
     assert posts == [
         "/drafts",
         "/drafts/{ident}/agreements/{agreement}",
+        "/drafts/{ident}/new-purpose",
         "/drafts/{ident}/publish",
+        "/drafts/{ident}/purposes/{purpose}",
+        "/drafts/{ident}/purposes/{purpose}/remove",
         "/drafts/{ident}/review",
         "/drafts/{ident}/submit",
         "/history/rollback",
         "/sign-out",
     ]
     paths = {
-        p: "/console" + p.replace("{ident}", draft).replace("{agreement}", PLANNING) for p in posts
+        p: "/console"
+        + p.replace("{ident}", draft)
+        .replace("{agreement}", PLANNING)
+        .replace("{purpose}", "research")
+        for p in posts
     }
     for path in paths.values():
         for token in ({}, {"csrf_token": ""}, {"csrf_token": csrf + "x"}):

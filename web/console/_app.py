@@ -3,7 +3,9 @@
 Routes (under ``/console``): ``/`` (the agency's agreements and drafts), ``/sign-in``,
 ``/callback``, ``/sign-out`` (POST), ``/agreements/{id}``, ``/purposes``, ``/drafts`` (POST:
 a new draft), ``/drafts/{id}`` (diff in words, review), ``/drafts/{id}/agreements/{aid}``
-(GET and POST: the edit form), ``/drafts/{id}/dry-run``, ``/drafts/{id}/submit``,
+(GET and POST: the edit form), ``/drafts/{id}/new-purpose`` and
+``/drafts/{id}/purposes/{pid}`` (GET and POST: the purpose form),
+``/drafts/{id}/purposes/{pid}/remove`` (POST), ``/drafts/{id}/dry-run``, ``/drafts/{id}/submit``,
 ``/drafts/{id}/review`` and ``/drafts/{id}/publish`` (POST), ``/history``,
 ``/history/rollback`` (POST), ``/audit`` and ``/audit.csv``.
 
@@ -33,6 +35,7 @@ from datatrust.web._session import Session
 from datatrust.web._signin import PendingSignIn, TokenSet
 from datatrust.web.console import _agreement_form as forms
 from datatrust.web.console import _documents as docs
+from datatrust.web.console import _purpose_form as purpose_forms
 from datatrust.web.console._actor import NotADpo
 from datatrust.web.console._audit_routes import audit_routes
 from datatrust.web.console._context import CONSOLE_COOKIE, Console
@@ -238,7 +241,8 @@ def create_console_app(settings: PortalSettings) -> Starlette:
         original = docs.own_agreement(
             found.agreements, actor.agency, request.path_params["agreement"]
         )
-        titles = console.purposes()
+        # The draft's own register: a purpose added in this draft can be used at once.
+        titles = {p["id"]: p.get("title", p["id"]) for p in found.register.get("purposes", [])}
         errors: dict[str, str] = {}
         status = 200
         form = forms.agreement_form(original)
@@ -262,10 +266,11 @@ def create_console_app(settings: PortalSettings) -> Starlette:
                 except lc.PolicyInvalid as invalid:
                     errors = {}
                     for problem in invalid.problems:
-                        target = _problem_target(problem.message)
-                        errors.setdefault(target, problem.message)
-                        if errors[target] != problem.message:
-                            errors[target] += "; " + problem.message
+                        message = getattr(problem, "message", None) or str(problem)
+                        target = _problem_target(message)
+                        errors.setdefault(target, message)
+                        if errors[target] != message:
+                            errors[target] += "; " + message
                 except lc.PolicyStepRefused as refused:
                     errors = {"title": refused.message}
                 else:
@@ -294,6 +299,105 @@ def create_console_app(settings: PortalSettings) -> Starlette:
             raise lc.PolicyInvalid(f"draft {found.id}", problems)
         return lc.update_draft(
             console.data_dir, found.id, actor, console.authorize, found.register, document
+        )
+
+    # -- the purpose register in a draft -------------------------------------------------
+
+    def _save_register(found, register, actor, fallback: str) -> dict[str, str]:
+        """Validate and write the draft's new register; the errors by input id, or none."""
+        problems = lc.validate_policy(register, found.agreements)
+        try:
+            if problems:
+                raise lc.PolicyInvalid(f"draft {found.id}", problems)
+            lc.update_draft(
+                console.data_dir, found.id, actor, console.authorize, register, found.agreements
+            )
+        except lc.PolicyInvalid as invalid:
+            errors: dict[str, str] = {}
+            for problem in invalid.problems:
+                target = purpose_forms.problem_target(problem.document, problem.path, fallback)
+                text = (
+                    problem.problem
+                    if problem.document == "purpose register"
+                    else f"{problem.problem} ({problem.document} {problem.path})"
+                )
+                errors[target] = f"{errors[target]}; {text}" if target in errors else text
+            return errors
+        except lc.PolicyStepRefused as refused:
+            return {fallback: refused.message}
+        return {}
+
+    async def purpose_page(session, found, *, ident, form, errors, status) -> Response:
+        return console.page(
+            session,
+            "console/edit_purpose.html",
+            status=status,
+            current="overview",
+            draft=found,
+            ident=ident,
+            form=form,
+            errors=errors,
+            error_summary=error_summary(errors),
+        )
+
+    @signed_in
+    async def edit_purpose(request: Request, session: Session, actor: Requester) -> Response:
+        found = docs.draft_for(console.data_dir, actor, request.path_params["ident"])
+        ident = request.path_params.get("purpose")
+        original = None
+        if ident is not None:
+            listed = found.register.get("purposes", [])
+            original = next((p for p in listed if p.get("id") == ident), None)
+            if original is None:
+                raise docs.NotFound(f"draft {found.id} has no purpose {ident!r}")
+        form, errors, status = purpose_forms.purpose_form(original), {}, 200
+        if request.method == "POST":
+            try:
+                changed, form, errors = purpose_forms.apply_purpose_form(
+                    found.register, request.state.form, ident
+                )
+            except ValueError as error:
+                raise BadForm(str(error)) from error
+            if changed is not None:
+                fallback = "id" if ident is None else "title"
+                errors = await run_in_threadpool(_save_register, found, changed, actor, fallback)
+                if not errors:
+                    verb = "added to" if ident is None else "changed in"
+                    session.set("done", f"Purpose {form.id} {verb} draft {found.id}")
+                    return console.redirect(session, f"{PREFIX}/drafts/{found.id}")
+            status = 400
+        return await purpose_page(
+            session, found, ident=ident, form=form, errors=errors, status=status
+        )
+
+    @signed_in
+    async def remove_purpose(request: Request, session: Session, actor: Requester) -> Response:
+        found = docs.draft_for(console.data_dir, actor, request.path_params["ident"])
+        ident = request.path_params["purpose"]
+        extra = sorted(request.state.form)
+        if extra:
+            raise BadForm(f"the form has fields this page never sends: {', '.join(extra)}")
+        original = next(
+            (p for p in found.register.get("purposes", []) if p.get("id") == ident), None
+        )
+        if original is None:
+            raise docs.NotFound(f"draft {found.id} has no purpose {ident!r}")
+        changed, problem = purpose_forms.remove_purpose(
+            found.register, found.agreements, ident, actor.agency
+        )
+        errors = {"remove": problem} if problem else {}
+        if changed is not None:
+            errors = await run_in_threadpool(_save_register, found, changed, actor, "remove")
+            if not errors:
+                session.set("done", f"Purpose {ident} removed from draft {found.id}")
+                return console.redirect(session, f"{PREFIX}/drafts/{found.id}")
+        return await purpose_page(
+            session,
+            found,
+            ident=ident,
+            form=purpose_forms.purpose_form(original),
+            errors=errors,
+            status=400,
         )
 
     @signed_in
@@ -475,6 +579,9 @@ def create_console_app(settings: PortalSettings) -> Starlette:
                 edit_agreement,
                 methods=["GET", "POST"],
             ),
+            Route("/drafts/{ident}/new-purpose", edit_purpose, methods=["GET", "POST"]),
+            Route("/drafts/{ident}/purposes/{purpose}", edit_purpose, methods=["GET", "POST"]),
+            Route("/drafts/{ident}/purposes/{purpose}/remove", remove_purpose, methods=["POST"]),
             Route("/drafts/{ident}/dry-run", dry_run),
             Route("/drafts/{ident}/submit", submit, methods=["POST"]),
             Route("/drafts/{ident}/review", review, methods=["POST"]),
