@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -36,8 +36,9 @@ from datatrust.web._csrf import BadForm, CsrfRefused, read_form
 from datatrust.web._opt_out import OPT_OUT_PATH, opt_out_endpoint
 from datatrust.web._pages import Pages
 from datatrust.web._redirects import START_PAGE, safe_next
+from datatrust.web._responses import SessionResponses, session_codec
 from datatrust.web._security import SecurityHeaders
-from datatrust.web._session import Session, SessionCodec, load_or_create_session_key
+from datatrust.web._session import Session
 from datatrust.web._signin import PendingSignIn, SignInClient, TokenSet
 
 __all__ = ["create_portal_app"]
@@ -58,8 +59,10 @@ CONFLICT_WORDS = {
 }
 
 
-class _Portal:
+class _Portal(SessionResponses):
     """What every request handler needs, built once per application."""
+
+    signed_in_by_default = False
 
     def __init__(self, settings: PortalSettings) -> None:
         self.settings = settings
@@ -72,12 +75,7 @@ class _Portal:
                 f"portal consent_purposes names {', '.join(unknown)}, not in the purpose "
                 f"register; known purposes: {', '.join(sorted(self.titles))}"
             )
-        key = load_or_create_session_key(settings.effective_session_key_file)
-        self.sessions = SessionCodec(
-            key,
-            lifetime_seconds=settings.session_lifetime_seconds,
-            secure=settings.effective_public_url.startswith("https://"),
-        )
+        self.sessions = session_codec(settings)
         self.pages = Pages(service_name=SERVICE_NAME, trust_name=TRUST_NAME)
         self.signin = SignInClient(settings.issuer, settings.client_id, settings.redirect_uri)
         self.validator = TokenValidator(
@@ -124,25 +122,7 @@ class _Portal:
     def page(
         self, request: Request, session: Session, template: str, *, signed_in: bool, **values
     ) -> Response:
-        response = self.pages.render(
-            template, csrf_token=session.csrf_token, signed_in=signed_in, **values
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def error(
-        self, session: Session, status: int, *, signed_in: bool = False, **values
-    ) -> Response:
-        response = self.pages.error(
-            status, csrf_token=session.csrf_token, signed_in=signed_in, **values
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def redirect(self, session: Session, to: str) -> Response:
-        response = RedirectResponse(to, status_code=303)
-        self.sessions.save(response, session)
-        return response
+        return self.render_page(session, template, signed_in=signed_in, **values)
 
     # -- the "Your choices" page ---------------------------------------------------------
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-__all__ = ["ERRORS", "Pages", "format_when"]
+__all__ = ["ERRORS", "Pages", "PrefixedPages", "format_when"]
 
 try:
     _LONDON: Any = ZoneInfo("Europe/London")
@@ -100,6 +100,73 @@ class Pages:
         heading: str | None = None,
     ) -> HTMLResponse:
         default_heading, default_paragraphs = ERRORS.get(status, ERRORS[500])
+        return self.render(
+            "error.html",
+            status=status,
+            csrf_token=csrf_token,
+            signed_in=signed_in,
+            heading=heading or default_heading,
+            paragraphs=paragraphs or default_paragraphs,
+        )
+
+
+class PrefixedPages:
+    """Pages of a page set mounted under ``prefix`` (the DPO console, the explorer) on the
+    portal's layout: their own menu, home, sign-in and sign-out links, and error wording."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        service_name: str,
+        menu: tuple[tuple[str, str, str], ...],
+        errors: dict[int, tuple[str, list[str]]],
+        trust_name: str = "the data trust",
+    ) -> None:
+        self.prefix = prefix
+        self.menu = menu
+        self.errors = errors
+        self.pages = Pages(service_name=service_name, trust_name=trust_name)
+
+    def render(
+        self,
+        template: str,
+        *,
+        csrf_token: str,
+        signed_in: bool,
+        current: str | None = None,
+        status: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        navigation = [
+            {"href": self.prefix + href, "text": text, "current": current == key}
+            for key, href, text in self.menu
+            if signed_in
+        ]
+        values.setdefault("error_summary", [])
+        html = self.pages.env.get_template(template).render(
+            **self.pages.common,
+            csrf_token=csrf_token,
+            signed_in=signed_in,
+            navigation=navigation,
+            home_href=self.prefix + "/",
+            sign_in_href=self.prefix + "/sign-in",
+            sign_out_href=self.prefix + "/sign-out",
+            prefix=self.prefix,
+            **values,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def error(
+        self,
+        status: int,
+        *,
+        csrf_token: str,
+        signed_in: bool,
+        heading: str | None = None,
+        paragraphs: list[str] | None = None,
+    ) -> HTMLResponse:
+        default_heading, default_paragraphs = self.errors.get(status, self.errors[500])
         return self.render(
             "error.html",
             status=status,

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from datatrust.errors import AccessDenied, AuthenticationFailed, DatatrustError
 from datatrust.policies import Requester
 from datatrust.settings import PortalSettings
 from datatrust.web._csrf import read_form
-from datatrust.web._session import Session, SessionCodec, load_or_create_session_key
+from datatrust.web._responses import SessionResponses, session_codec
+from datatrust.web._session import Session
 from datatrust.web._signin import SignInClient, TokenSet
 from datatrust.web.console._actor import DpoAuthenticator
 from datatrust.web.console._documents import NotFound
-from datatrust.web.console._pages import PREFIX, ConsolePages
+from datatrust.web.console._pages import PREFIX, console_pages
 
 __all__ = ["CONSOLE_COOKIE", "Console"]
 
@@ -33,21 +34,14 @@ def _lc():
     return lifecycle
 
 
-class Console:
+class Console(SessionResponses):
     """What every handler needs, built once per application."""
 
     def __init__(self, settings: PortalSettings) -> None:
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
-        key = load_or_create_session_key(settings.effective_session_key_file)
-        self.sessions = SessionCodec(
-            key,
-            lifetime_seconds=settings.session_lifetime_seconds,
-            secure=settings.effective_public_url.startswith("https://"),
-            cookie_name=CONSOLE_COOKIE,
-            path=PREFIX,
-        )
-        self.pages = ConsolePages()
+        self.sessions = session_codec(settings, cookie_name=CONSOLE_COOKIE, path=PREFIX)
+        self.pages = console_pages()
         self.signin = SignInClient(
             settings.issuer, settings.client_id, f"{settings.effective_public_url}{PREFIX}/callback"
         )
@@ -80,23 +74,7 @@ class Console:
         return tokens, actor
 
     def page(self, session: Session, template: str, *, status: int = 200, **values) -> Response:
-        response = self.pages.render(
-            template, csrf_token=session.csrf_token, signed_in=True, status=status, **values
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def error(self, session: Session, status: int, *, signed_in: bool = True, **values):
-        response = self.pages.error(
-            status, csrf_token=session.csrf_token, signed_in=signed_in, **values
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def redirect(self, session: Session, to: str) -> Response:
-        response = RedirectResponse(to, status_code=303)
-        self.sessions.save(response, session)
-        return response
+        return self.render_page(session, template, status=status, **values)
 
     def purposes(self) -> dict[str, str]:
         published = _lc().read_published(self.data_dir)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datatrust.web._pages import ERRORS, PrefixedPages
 
-from starlette.responses import HTMLResponse
-
-from datatrust.web._pages import ERRORS, Pages
-
-__all__ = ["PREFIX", "ConsolePages", "error_summary"]
+__all__ = ["PREFIX", "console_pages", "error_summary"]
 
 PREFIX = "/console"
 SERVICE_NAME = "DPO console"
-TRUST_NAME = "the data trust"
 MENU = (
     ("overview", "/", "Agreements and drafts"),
     ("purposes", "/purposes", "Purpose register"),
@@ -33,59 +28,9 @@ CONSOLE_ERRORS = {
 }
 
 
-class ConsolePages:
-    """Pages of the console: ``/console`` links, its menu, its sign-in and sign-out."""
-
-    def __init__(self) -> None:
-        self.pages = Pages(service_name=SERVICE_NAME, trust_name=TRUST_NAME)
-
-    def render(
-        self,
-        template: str,
-        *,
-        csrf_token: str,
-        signed_in: bool,
-        current: str | None = None,
-        status: int = 200,
-        **values: Any,
-    ) -> HTMLResponse:
-        navigation = [
-            {"href": PREFIX + href, "text": text, "current": current == key}
-            for key, href, text in MENU
-            if signed_in
-        ]
-        values.setdefault("error_summary", [])
-        html = self.pages.env.get_template(template).render(
-            **self.pages.common,
-            csrf_token=csrf_token,
-            signed_in=signed_in,
-            navigation=navigation,
-            home_href=PREFIX + "/",
-            sign_in_href=PREFIX + "/sign-in",
-            sign_out_href=PREFIX + "/sign-out",
-            prefix=PREFIX,
-            **values,
-        )
-        return HTMLResponse(html, status_code=status)
-
-    def error(
-        self,
-        status: int,
-        *,
-        csrf_token: str,
-        signed_in: bool,
-        heading: str | None = None,
-        paragraphs: list[str] | None = None,
-    ) -> HTMLResponse:
-        default_heading, default_paragraphs = CONSOLE_ERRORS.get(status, CONSOLE_ERRORS[500])
-        return self.render(
-            "error.html",
-            status=status,
-            csrf_token=csrf_token,
-            signed_in=signed_in,
-            heading=heading or default_heading,
-            paragraphs=paragraphs or default_paragraphs,
-        )
+def console_pages() -> PrefixedPages:
+    """This page set's pages on the portal's layout."""
+    return PrefixedPages(prefix=PREFIX, service_name=SERVICE_NAME, menu=MENU, errors=CONSOLE_ERRORS)
 
 
 def error_summary(errors: dict[str, str]) -> list[dict[str, str]]:

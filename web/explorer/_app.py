@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from datatrust.errors import AuthenticationFailed, DatatrustError
@@ -36,13 +36,14 @@ from datatrust.settings import PortalSettings
 from datatrust.trust._purposes import demo_purpose_register
 from datatrust.web._csrf import BadForm, CsrfRefused, read_form
 from datatrust.web._redirects import safe_next
-from datatrust.web._session import Session, SessionCodec, load_or_create_session_key
+from datatrust.web._responses import SessionResponses, session_codec
+from datatrust.web._session import Session
 from datatrust.web._signin import SCOPE, PendingSignIn, SignInClient, TokenSet
 from datatrust.web.explorer._analyst import AnalystAuthenticator, NotAnAnalyst
 from datatrust.web.explorer._columns import query_columns
 from datatrust.web.explorer._gateway import GatewayClient
 from datatrust.web.explorer._map import ATTRIBUTION, demo_boundaries
-from datatrust.web.explorer._pages import PREFIX, ExplorerPages
+from datatrust.web.explorer._pages import PREFIX, explorer_pages
 from datatrust.web.explorer._saved import SAVED_QUERIES, saved_query
 from datatrust.web.explorer._view import results_view
 
@@ -64,18 +65,11 @@ def _supergraph():
     return local_supergraph()
 
 
-class _Explorer:
+class _Explorer(SessionResponses):
     def __init__(self, settings: PortalSettings) -> None:
         self.settings = settings
-        key = load_or_create_session_key(settings.effective_session_key_file)
-        self.sessions = SessionCodec(
-            key,
-            lifetime_seconds=settings.session_lifetime_seconds,
-            secure=settings.effective_public_url.startswith("https://"),
-            cookie_name=EXPLORER_COOKIE,
-            path=PREFIX,
-        )
-        self.pages = ExplorerPages()
+        self.sessions = session_codec(settings, cookie_name=EXPLORER_COOKIE, path=PREFIX)
+        self.pages = explorer_pages()
         self.signin = SignInClient(
             settings.issuer,
             settings.client_id,
@@ -107,23 +101,7 @@ class _Explorer:
     def page(
         self, session: Session, template: str, *, signed_in: bool = True, status: int = 200, **v
     ) -> Response:
-        response = self.pages.render(
-            template, csrf_token=session.csrf_token, signed_in=signed_in, status=status, **v
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def error(self, session: Session, status: int, *, signed_in: bool = True, **values):
-        response = self.pages.error(
-            status, csrf_token=session.csrf_token, signed_in=signed_in, **values
-        )
-        self.sessions.save(response, session)
-        return response
-
-    def redirect(self, session: Session, to: str) -> Response:
-        response = RedirectResponse(to, status_code=303)
-        self.sessions.save(response, session)
-        return response
+        return self.render_page(session, template, signed_in=signed_in, status=status, **v)
 
 
 def create_explorer_app(settings: PortalSettings) -> Starlette:
