@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from datatrust.network import client_ssl_context
+from federation import free_base_port  # bench/federation.py
 
 PURPOSE = "service-planning"
 PERIOD = 'since: "2026-08-01", until: "2026-10-31"'
@@ -43,20 +43,6 @@ OVERLAP = (
     '{ crossAgencyCounts(nodes: ["health", "social-care"], combine: %s, '
     f"{PERIOD}) {{ areaCode count suppressed }} }}"
 )
-
-
-def free_base_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        try:
-            for port in range(base, base + 6):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
 
 
 def timed(client: httpx.Client, url: str, query: str, n: int, token: str) -> list[float]:

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,25 +24,12 @@ import httpx
 
 from datatrust._demo_trust import EXAMPLE_PURPOSE, EXAMPLE_QUERY
 from datatrust.network import client_ssl_context
+from federation import free_base_port  # bench/federation.py
 
 COUNCIL_PART = (
     '{ areas(first: 5) { code name footfall(since: "2026-10-01", until: "2026-10-31") '
     "airQuality { pm25Mean no2Mean } } }"
 )
-
-
-def free_base_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        try:
-            for port in range(base, base + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
 
 
 def timed(client: httpx.Client, url: str, query: str, n: int, token: str) -> list[float]:
