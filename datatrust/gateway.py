@@ -130,6 +130,15 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             """Nodes see the gateway's certificate, which proves who calls, not what it may see."""
             return node_client(verify=context)
 
+    def refused_early(headers: Mapping[str, str], refusal: DatatrustError) -> None:
+        """A request refused before the decision (over a limit, introspection off) is
+        audited too, with whoever its token names if it names anyone."""
+        try:
+            requester = authenticate(_header(headers, "authorization"))
+        except DatatrustError:
+            requester = None
+        record(headers, _header(headers, "purpose"), frozenset(), requester, refusal)
+
     def _check_purpose(purpose: str | None, requester: Requester) -> None:
         """A registered purpose the token allows, as the enforcement point checks it."""
         register = runtime.register
@@ -162,6 +171,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         limits=settings.query_limits,
         introspection=settings.introspection,
         recompose_seconds=settings.recompose_seconds,
+        on_refusal=refused_early,
     )
 
 

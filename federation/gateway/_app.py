@@ -55,7 +55,7 @@ from ._errors import (
     QueryTooComplex,
     RequestTooLarge,
 )
-from ._gateway import Authorize, Gateway, node_client
+from ._gateway import Authorize, Gateway, Refused, node_client
 from ._limits import QueryLimits, check_batch_size
 
 MAX_BODY_BYTES = 1_048_576
@@ -94,6 +94,7 @@ def create_gateway_app(
     readiness: Callable[[], Mapping[str, Any]] | None = None,
     limits: QueryLimits | None = None,
     introspection: bool = True,
+    on_refusal: Refused | None = None,
     recompose_seconds: float = 30.0,
 ) -> Starlette:
     """A Starlette app answering GraphQL across ``subgraphs`` (node name -> /graphql URL).
@@ -106,7 +107,8 @@ def create_gateway_app(
     with its message as the reason.
 
     ``limits`` bound every operation (and batch) before any node is called;
-    ``introspection`` false refuses ``__schema``/``__type``; every ``recompose_seconds``
+    ``introspection`` false refuses ``__schema``/``__type`` (``on_refusal`` hears of
+    both kinds of refusal, for the embedding process's audit); every ``recompose_seconds``
     (0: never) the nodes' SDL is fetched again and the supergraph recomposed if it changed.
     """
     gateway = Gateway(
@@ -117,6 +119,7 @@ def create_gateway_app(
         startup_wait_seconds=startup_wait_seconds,
         limits=limits,
         introspection=introspection,
+        on_refusal=on_refusal,
         recompose_seconds=recompose_seconds,
     )
     metrics = _Metrics()

@@ -21,11 +21,20 @@ from typing import Any
 import httpx
 from graphql import DocumentNode, GraphQLError, parse
 
+from datatrust.errors import DatatrustError
+
 from ._compose import compose
-from ._errors import CompositionError, IntrospectionDisabled, InvalidOperation, NotReady
+from ._errors import (
+    CompositionError,
+    IntrospectionDisabled,
+    InvalidOperation,
+    NotReady,
+    QueryTooComplex,
+    RequestTooLarge,
+)
 from ._execute import execute_plan
 from ._limits import QueryLimits, check_document_size, check_operation
-from ._overlap import CROSS_AGENCY_FIELD, answer_cross_agency
+from ._overlap import answer_cross_agency, asks_cross_agency
 from ._plan import PlanCache, check_variables
 from ._supergraph import Supergraph
 
@@ -79,6 +88,10 @@ def node_client(**options: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, **options)
 
 
+Refused = Callable[[Mapping[str, str], DatatrustError], None]
+"""``on_refusal(headers, error)`` records a request refused before the authorize hook ran
+(a limit, introspection turned off), so the embedding process can audit it too."""
+
 _SDL_QUERY = "{ _service { sdl } }"
 _log = logging.getLogger("datatrust.federation.gateway")
 
@@ -97,6 +110,7 @@ class Gateway:
         limits: QueryLimits | None = None,
         introspection: bool = True,
         recompose_seconds: float = 30.0,
+        on_refusal: Refused | None = None,
     ) -> None:
         if not subgraphs:
             raise CompositionError("the gateway needs at least one subgraph URL")
@@ -107,6 +121,7 @@ class Gateway:
         self.startup_wait_seconds = startup_wait_seconds
         self.limits = limits or QueryLimits()
         self.introspection = introspection
+        self.on_refusal = on_refusal
         self.recompose_seconds = recompose_seconds
         self.supergraph: Supergraph | None = None
         self.problems: dict[str, str] = dict.fromkeys(self.urls, "SDL not fetched yet")
@@ -232,11 +247,15 @@ class Gateway:
         if supergraph is None or plans is None:
             reasons = "; ".join(f"{name}: {problem}" for name, problem in self.problems.items())
             raise NotReady(f"the gateway has not composed its supergraph yet ({reasons})")
-        check_document_size(query, self.limits)
-        check_operation(
-            supergraph.schema, self._parse(query), operation_name, variables, self.limits
-        )
-        if CROSS_AGENCY_FIELD in query:  # answered by the gateway itself, from opaque values
+        try:
+            check_document_size(query, self.limits)
+            check_operation(
+                supergraph.schema, self._parse(query), operation_name, variables, self.limits
+            )
+        except (QueryTooComplex, RequestTooLarge) as refusal:
+            self._refused(headers, refusal)
+            raise
+        if asks_cross_agency(query, self._parse(query)):  # the gateway's own, opaque values
             document = self._parse(query)
             return await answer_cross_agency(
                 self, supergraph, document, variables, operation_name, headers
@@ -246,11 +265,13 @@ class Gateway:
         fields = plan.fields
         if plan.introspection is not None:
             if not self.introspection:
-                raise IntrospectionDisabled(
+                refusal = IntrospectionDisabled(
                     "introspection (__schema, __type) is turned off at this gateway "
                     "(setting introspection = false); ask the trust's operators for the "
                     "schema, or query a node's { _service { sdl } }"
                 )
+                self._refused(headers, refusal)
+                raise refusal
             fields = fields | _introspected(plan.selections)
         outcome = None
         if self.authorize is not None:
@@ -269,6 +290,11 @@ class Gateway:
         if isinstance(outcome, Permitted):
             return await _once_recorded(outcome, executing)
         return await executing
+
+    def _refused(self, headers: Mapping[str, str], refusal: DatatrustError) -> None:
+        """Tell the embedding process (the trust gateway audits it); raises if it cannot."""
+        if self.on_refusal is not None:
+            self.on_refusal(headers, refusal)
 
     def _parse(self, query: str) -> DocumentNode:
         """The parsed document, from a small LRU keyed by its text (limits are rechecked)."""

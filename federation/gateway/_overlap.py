@@ -38,11 +38,13 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     SelectionSetNode,
+    Visitor,
     execute,
     extend_schema,
     get_operation_ast,
     parse,
     validate,
+    visit,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
@@ -59,6 +61,7 @@ __all__ = [
     "CROSS_AGENCY_FIELD",
     "NODE_FIELDS",
     "AreaCount",
+    "asks_cross_agency",
     "combine_counts",
     "cross_agency_participants",
     "new_query_id",
@@ -199,6 +202,22 @@ def protect_count(count: int, *, min_cell: int, round_to: int) -> int | None:
 
 
 # --- the request -------------------------------------------------------------------------
+
+
+def asks_cross_agency(query: str, document: DocumentNode) -> bool:
+    """Whether the document selects ``crossAgencyCounts`` anywhere (not merely names it in a
+    comment or a string); the text test first keeps this off every other request's path."""
+    if CROSS_AGENCY_FIELD not in query:
+        return False
+    found = False
+
+    class _Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            nonlocal found
+            found = found or node.name.value == CROSS_AGENCY_FIELD
+
+    visit(document, _Finder())
+    return found
 
 
 async def answer_cross_agency(

@@ -510,6 +510,19 @@ def test_an_unknown_or_single_node_and_a_mixed_operation_are_refused_before_any_
     assert trust.recorder.overlap_calls() == []
 
 
+def test_a_query_that_only_mentions_the_field_in_a_comment_is_planned_as_usual(trust):
+    """Only a selected crossAgencyCounts is the gateway's own; a comment naming it is not."""
+    response = trust.gateway.post(
+        "/graphql",
+        json={"query": "# not crossAgencyCounts\n{ patients(first: 2) { birthYear } }"},
+        headers=trust.identity.headers_for("research-cli", "research"),
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert "errors" not in body, body
+    assert len(body["data"]["patients"]) == 2
+
+
 def test_the_overlap_field_is_not_in_the_gateways_api_schema(trust):
     response = trust.gateway.post(
         "/graphql",

@@ -139,3 +139,23 @@ def test_a_ledger_that_cannot_be_written_answers_store_unavailable_and_no_data(t
     status, body = trust.ask(*RESEARCH)
     assert status == 200, body
     assert trust.entries()[len(before) :] == [("permit", "OK")]
+
+
+def test_a_request_over_a_limit_is_audited_as_refused_and_no_node_is_asked(trust):
+    """Refused before the decision, but still one deny entry, naming the caller's client."""
+    before, asked = trust.entries(), len(trust.calls.answered)
+    too_deep = "{ __schema { " + "types { fields { type { " * 8 + "name" + " } } }" * 8 + " } }"
+    response = trust.gateway.post(
+        "/graphql",
+        json={"query": too_deep},
+        headers=trust.identity.headers_for(*RESEARCH),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert trust.entries()[len(before) :] == [("deny", "QUERY_TOO_COMPLEX")]
+    with sqlite3.connect(trust.ledger) as db:
+        client = db.execute("SELECT client_id FROM audit_event ORDER BY seq DESC").fetchone()[0]
+    assert client == RESEARCH[0]
+    assert len(trust.calls.answered) == asked
+    status, body = trust.ask(*RESEARCH)
+    assert status == 200, body
