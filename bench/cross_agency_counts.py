@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from federated_query import timed  # bench/federated_query.py (service planning too)
 
 from datatrust.network import client_ssl_context
 from federation import free_base_port  # bench/federation.py
@@ -43,18 +44,6 @@ OVERLAP = (
     '{ crossAgencyCounts(nodes: ["health", "social-care"], combine: %s, '
     f"{PERIOD}) {{ areaCode count suppressed }} }}"
 )
-
-
-def timed(client: httpx.Client, url: str, query: str, n: int, token: str) -> list[float]:
-    headers = {"Purpose": PURPOSE, "Authorization": f"Bearer {token}"}
-    seconds = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = client.post(url, json={"query": query}, headers=headers)
-        seconds.append(time.perf_counter() - started)
-        response.raise_for_status()
-        assert "errors" not in response.json(), response.text
-    return seconds
 
 
 def timed_nodes(
