@@ -76,6 +76,7 @@ from rich.table import Table
 from datatrust import _runner
 from datatrust._auth import build_authenticator, trusted_issuers
 from datatrust._gateway_cli import local_supergraph
+from datatrust._ports import free_port_block
 from datatrust._prepare import _generator_version
 from datatrust.federation._access import operation_access
 from datatrust.federation.gateway import QueryPlan, execute_plan, plan_operation
@@ -150,25 +151,9 @@ def _migrations() -> list[Path]:
 # --- 2. the processes ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def free_base_port(count: int = 8) -> int:
     """A port with the next ``count - 1`` free too: up's gateway, nodes, identity, portal."""
-    for _ in range(100):
-        base = free_port()
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        if base + count < 65536:
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+    return free_port_block(count)
 
 
 def _wait_for_line(
@@ -329,7 +314,7 @@ def apollo_gateway(run: Mapping[str, Any], folder: Path) -> Iterator[str]:
     argv = [shutil.which("node") or "node", str(APOLLO_PEER / "gateway.mjs")]
     argv += [
         "--port",
-        str(free_port()),
+        str(free_port_block(1)),
         "--ca",
         tls["ca"],
         "--cert",

@@ -80,6 +80,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from datatrust._ports import free_port
 from datatrust.demo import coventry_lsoas
 from datatrust.federation._access import operation_access
 from datatrust.federation.subgraphs import subgraph_schema
@@ -152,12 +153,6 @@ def timed_us(function: Callable[[], object], count: int) -> list[float]:
         function()
         samples.append((time.perf_counter() - started) * 1e6)
     return samples
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

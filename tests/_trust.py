@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from datatrust._ports import free_port_block
 from datatrust.network import client_ssl_context
 
 __all__ = [
@@ -36,25 +36,7 @@ START_TIMEOUT_SECONDS = 180
 
 def free_base_port() -> int:
     """A port P such that P..P+5 (gateway, three nodes, identity, portal) are free on loopback."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base > 65000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + 6):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no six consecutive free ports")
+    return free_port_block(6)
 
 
 class Trust:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from datatrust._demo_trust import EXAMPLE_QUERY
+from datatrust._ports import free_port
 from tests._trust import Trust, token
 
 pytestmark = pytest.mark.slow
@@ -166,12 +166,6 @@ def trust(node_binary, tmp_path_factory) -> Iterator[Trust]:
     yield running
     if running.process.poll() is None:
         running.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_apollo(node: str, run: dict) -> tuple[subprocess.Popen, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datatrust._ports import free_port as _free_port
 from datatrust.ingest import webhook_secret
 from tests.trust_identity import trust_identity
 
@@ -142,12 +142,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         timeout=120,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ingest_everything(data_dir: Path, captured: Captured) -> None:

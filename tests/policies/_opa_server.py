@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,16 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from datatrust._ports import free_port as _free_port
+
 OPA = shutil.which("opa")
 OPA_URL = os.environ.get("DATATRUST_OPA_URL")
 NO_OPA = "no OPA server: no opa binary on PATH and DATATRUST_OPA_URL is not set"
 NO_OPA_BINARY = "no opa binary on PATH to start a server of the test's own"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
