@@ -39,7 +39,20 @@ LIVE_TOPICS = ("v3/+/devices/+/up", "application/+/device/+/event/up")
 PROGRESS_LOG_SECONDS = 5.0
 
 
-def node_settings(node: str, data_dir: Path, database_url: str | None = None) -> NodeSettings:
+def node_settings(
+    node: str, data_dir: Path, database_url: str | None = None, config: Path | None = None
+) -> NodeSettings:
+    """The node's settings: from its settings file when given (a deployment, where the
+    store's password is a mounted file), else its SQLite store in ``data_dir``."""
+    if config is not None:
+        settings = load_settings(
+            NodeSettings, toml_path=config, environ={}, database_url=database_url
+        )
+        if settings.node_id != node:
+            raise SettingsError(
+                f"--node {node} but {config} is the settings of node {settings.node_id}"
+            )
+        return settings
     return load_settings(
         NodeSettings,
         environ={},

@@ -94,12 +94,19 @@ def init_local_trust(
     *,
     host: str = "127.0.0.1",
     base_port: int = 8400,
+    part_hosts: dict[str, tuple[str, ...]] | None = None,
     now: dt.datetime | None = None,
 ) -> InitResult:
-    """Create or complete the trust material of the demo trust under ``data_dir``."""
+    """Create or complete the trust material of the demo trust under ``data_dir``.
+
+    ``part_hosts`` names, per part, further addresses its certificate carries (a part run
+    on another host); a certificate without one of them is reissued.
+    """
     now = now or dt.datetime.now(dt.UTC)
     data_dir.mkdir(parents=True, exist_ok=True)
-    pki = init_trust_pki(data_dir, TRUST_PARTS, subject_names=_subject_names(host))
+    pki = init_trust_pki(
+        data_dir, TRUST_PARTS, subject_names=_subject_names(host), part_names=part_hosts
+    )
     load_or_create_key(overlap_key_path(data_dir))  # nodes' only; the gateway never loads it
     directory, is_signed_now = _ensure_directory(data_dir, pki, host, base_port, now)
     policy_version, is_published_now = _ensure_policy(data_dir)
@@ -222,6 +229,23 @@ def _subject_names(host: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("localhost", "127.0.0.1", host)))
 
 
+def parse_part_hosts(values: list[str]) -> dict[str, tuple[str, ...]]:
+    """``["council=10.0.0.5", ...]`` as ``{"council": ("10.0.0.5",)}``; bad forms are errors."""
+    hosts: dict[str, tuple[str, ...]] = {}
+    for value in values:
+        part, sep, address = value.partition("=")
+        if not sep or not part or not address:
+            raise DatatrustError(
+                f"--part-host {value!r}: expected PART=ADDRESS, e.g. council=10.0.0.5"
+            )
+        if part not in TRUST_PARTS:
+            raise DatatrustError(
+                f"--part-host {value!r}: no part {part!r}; the parts are {', '.join(TRUST_PARTS)}"
+            )
+        hosts[part] = (*hosts.get(part, ()), address)
+    return hosts
+
+
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -235,10 +259,18 @@ def init_command(
     base_port: Annotated[
         int, typer.Option(help="Gateway port; nodes on the next three, identity on +4.")
     ] = 8400,
+    part_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PART=ADDRESS: a part that runs on another host; its certificate also names "
+            "ADDRESS (IP or DNS name). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Create keys, the CA, certificates, the signed directory and policy v1 (keeps what exists)."""
     data_dir = data_dir.resolve()
-    result = init_local_trust(data_dir, host=host, base_port=base_port)
+    part_hosts = parse_part_hosts(part_host or [])
+    result = init_local_trust(data_dir, host=host, base_port=base_port, part_hosts=part_hosts)
     console.print(f"Trust CA: {result.pki.ca}", highlight=False, soft_wrap=True)
     for part, files in result.pki.parts.items():
         console.print(

@@ -191,6 +191,7 @@ def serve_node(config: ConfigOption = None) -> None:
     from datatrust.settings import NodeSettings, load_settings
 
     settings = load_settings(NodeSettings, toml_path=config)
+    log_config = _serving(f"datatrust-node-{settings.node_id}")
     app = create_node_app(settings)
     files = settings.tls_files
     if files is None:
@@ -199,6 +200,7 @@ def serve_node(config: ConfigOption = None) -> None:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=log_config,
             timeout_keep_alive=NODE_KEEP_ALIVE_SECONDS,
         )
         return
@@ -217,12 +219,14 @@ def serve_node(config: ConfigOption = None) -> None:
     watcher = DirectoryWatcher(
         settings.directory, load_operator_public_key(settings.operator_public_key)
     )
+    app.state.metrics.watch_directory(lambda: watcher.expires_at)
     config = mtls_uvicorn_config(
         RequireDirectoryPeer(app, watcher),
         files,
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=log_config,
         timeout_keep_alive=NODE_KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run()
@@ -237,7 +241,17 @@ def serve_identity(config: ConfigOption = None) -> None:
     from datatrust.settings import IdentityServerSettings, load_settings
 
     settings = load_settings(IdentityServerSettings, toml_path=config)
-    uvicorn.run(identity_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    log_config = _serving("datatrust-identity")
+    files = settings.tls_files  # HTTPS when set (an issuer off loopback must be https)
+    tls = {} if files is None else {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+    uvicorn.run(
+        identity_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=log_config,
+        **tls,
+    )
 
 
 @app.command()
@@ -270,9 +284,25 @@ def serve_gateway(config: ConfigOption = None) -> None:
     from datatrust.settings import GatewaySettings, load_settings
 
     settings = load_settings(GatewaySettings, toml_path=config)
+    log_config = _serving("datatrust-gateway")
     uvicorn.run(
-        create_trust_gateway(settings), host=settings.host, port=settings.port, log_level="warning"
+        create_trust_gateway(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=log_config,
     )
+
+
+def _serving(service_name: str) -> dict | None:
+    """Logs (JSON unless DATATRUST_LOG_FORMAT says text) and traces for a served process;
+    returns uvicorn's log_config to match."""
+    from datatrust._logs import configure_logging
+    from datatrust._tracing import configure_tracing
+
+    log_config = configure_logging("json")
+    configure_tracing(service_name)
+    return log_config
 
 
 class _IngestCommand(TyperCommand):
@@ -307,6 +337,14 @@ def ingest(
     database_url: Annotated[
         str | None, typer.Option(help="Store URL; default: the node's SQLite file.")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The node's settings file: its store (and password file), data directory "
+            "and broker, as the node itself reads them; --data-dir is then not used.",
+        ),
+    ] = None,
     broker: Annotated[
         str | None,
         typer.Option(help="mqtt: broker URL; default: the node's mqtt_broker setting."),
@@ -325,7 +363,7 @@ def ingest(
     """Load source files into a node's store, or (FORMAT mqtt) subscribe to a broker."""
     from datatrust import _ingest_cli
 
-    settings = _ingest_cli.node_settings(node, data_dir.resolve(), database_url)
+    settings = _ingest_cli.node_settings(node, data_dir.resolve(), database_url, config)
     if format_name == "mqtt":
         if paths:
             raise DatatrustError("ingest mqtt takes no PATH; give --topic (and --broker)")

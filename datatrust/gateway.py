@@ -21,7 +21,9 @@ import httpx
 from starlette.applications import Starlette
 
 from datatrust._auth import build_authenticator, trusted_issuers
+from datatrust._metrics import OperationalMetrics
 from datatrust._ratelimit import RateLimiter
+from datatrust._tracing import current_trace_id
 from datatrust.errors import AccessDenied, DatatrustError, SourceError, StoreError
 from datatrust.federation._access import RECORD_TYPES
 from datatrust.federation.gateway import create_gateway_app
@@ -74,6 +76,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             agreement=permit.agreement if permit else None,
             reasons=permit.reasons if permit else (),
             request_id=_header(headers, "x-request-id") if headers else None,
+            trace_id=current_trace_id(),
         )
         try:
             append_audit_entry(ledger, entry, head)
@@ -162,7 +165,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
             raise SourceError(f"no data-use policy in force ({runtime.load_error})")
         return {"policy_version": runtime.policy_version, "policy_problem": runtime.load_error}
 
-    return create_gateway_app(
+    app = create_gateway_app(
         dict(settings.nodes),
         authorize=authorize,
         client_factory=client_factory,
@@ -173,6 +176,12 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         recompose_seconds=settings.recompose_seconds,
         on_refusal=refused_early,
     )
+    metrics = OperationalMetrics(app.state.metrics_registry, "gateway")
+    runtime.on_decision = metrics.decision
+    if files is not None:
+        metrics.watch_certificate(files.cert)
+    app.state.metrics = metrics
+    return app
 
 
 _ROOT_TYPES = frozenset({"Query", "Mutation"})

@@ -18,13 +18,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from datatrust._auth import build_authenticator, trusted_issuers
-from datatrust._metrics import RequestMetrics
+from datatrust._metrics import OperationalMetrics, RequestMetrics
 from datatrust._ratelimit import RateLimiter
+from datatrust._tracing import ServerSpans
 from datatrust.errors import DatatrustError, StoreError
 from datatrust.federation.subgraphs import RequestOutcome, SubgraphEndpoint, subgraph_schema
 from datatrust.federation.subgraphs._base import NodeKeys
@@ -58,6 +60,11 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         data_dir, engine_kind=settings.policy_engine, opa_url=settings.opa_url
     )
     metrics = RequestMetrics(f"node:{settings.node_id}")
+    operational = OperationalMetrics(metrics.registry, metrics.component)
+    runtime.on_decision = operational.decision
+    operational.watch_ingest(engine)
+    if settings.tls_files is not None:
+        operational.watch_certificate(settings.tls_files.cert)
 
     def observe(outcome: RequestOutcome) -> None:
         register = runtime.register
@@ -128,7 +135,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
         yield
         engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/graphql", endpoint.__call__, methods=["GET", "POST"]),
             Route("/healthz", healthz),
@@ -137,8 +144,11 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             *consent_routes,
             *_ingest_routes(settings, engine),
         ],
+        middleware=[Middleware(ServerSpans, component=metrics.component)],
         lifespan=lifespan,
     )
+    app.state.metrics = operational  # `serve node` adds the directory it watches
+    return app
 
 
 def _ingest_routes(settings: NodeSettings, engine) -> list[Route]:

@@ -257,7 +257,8 @@ class IdentityServerSettings(_Settings):
     """Settings of the trust's embedded identity server process."""
 
     issuer: str | None = Field(
-        None, description="The issuer URL tokens name (default: http://<host>:<port>)."
+        None,
+        description="The issuer URL tokens name (default: http://<host>:<port>, https with TLS).",
     )
     audiences: list[str] = Field(
         default_factory=list,
@@ -269,7 +270,8 @@ class IdentityServerSettings(_Settings):
 
     @property
     def effective_issuer(self) -> str:
-        return self.issuer or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return self.issuer or f"{scheme}://{self.host}:{self.port}"
 
 
 class ConsentNodeSetting(BaseModel):

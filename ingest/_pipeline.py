@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from datatrust._metrics import ingest_observed
 from datatrust.errors import DatatrustError, RecordError
 from datatrust.ingest._formats import SourceFormat
 from datatrust.ingest._load import write_rows
@@ -204,6 +205,7 @@ def _load_chunks(
                 )
         loaded += len(records)
         quarantined += len(errors) + len(refused)
+        ingest_observed(engine, source, format_name, len(records), len(errors) + len(refused))
         on_progress(len(chunk))
     return IngestReport(source, format_name, "loaded", loaded, quarantined)
 

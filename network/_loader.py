@@ -108,6 +108,11 @@ class DirectoryWatcher:
         """Why the latest file was refused, while the last good directory is kept."""
         return self._problem
 
+    @property
+    def expires_at(self) -> dt.datetime:
+        """When the directory in force expires (past, once it has: monitors show that)."""
+        return self._directory.expires_at
+
     def __call__(self) -> TrustDirectory:
         return self.current()
 

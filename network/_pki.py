@@ -11,8 +11,9 @@ Files, under ``<data_dir>/tls/`` (mode 0700)::
     <part>.pem, <part>.key    one per part (1 year, serverAuth + clientAuth)
 
 Private keys are 0600. ``init_trust_pki`` is idempotent: it keeps every existing file and
-issues only what is missing, what the current CA did not sign, or what expires within
-``RENEW_BEFORE``; a part's existing key is reused when its certificate is reissued.
+issues only what is missing, what the current CA did not sign, what expires within
+``RENEW_BEFORE`` or what lacks a name it must carry; a part's existing key is reused when its
+certificate is reissued.
 """
 
 from __future__ import annotations
@@ -100,14 +101,23 @@ def init_trust_pki(
     parts: Sequence[str],
     *,
     subject_names: Sequence[str] = DEFAULT_SUBJECT_NAMES,
+    part_names: Mapping[str, Sequence[str]] | None = None,
     trust_name: str = "datatrust",
     now: dt.datetime | None = None,
 ) -> TrustPki:
     """Create (or complete) the trust CA and a certificate for each of ``parts``.
 
     ``subject_names`` go into each certificate's subjectAltName: IP addresses as IP entries,
-    anything else as DNS names. Existing files are kept (see the module docstring).
+    anything else as DNS names. ``part_names`` adds names for single parts: the address of a
+    part that runs on another host, so clients reaching it there can check its certificate.
+    Existing files are kept (see the module docstring).
     """
+    part_names = part_names or {}
+    unknown = sorted(set(part_names) - set(parts))
+    if unknown:
+        raise TlsMaterialError(
+            f"no part named {', '.join(map(repr, unknown))}; the parts are: {', '.join(parts)}"
+        )
     now = now or dt.datetime.now(dt.UTC)
     for part in parts:
         if not _PART_NAME.fullmatch(part):
@@ -122,10 +132,11 @@ def init_trust_pki(
     fingerprints: dict[str, str] = {}
     for part in parts:
         cert_path, key_path = tls_dir / f"{part}.pem", tls_dir / f"{part}.key"
+        names = tuple(dict.fromkeys((*subject_names, *part_names.get(part, ()))))
         certificate = _load_certificate(cert_path) if cert_path.exists() else None
-        if certificate is None or _needs_reissue(certificate, ca_cert, now):
+        if certificate is None or _needs_reissue(certificate, ca_cert, names, now):
             key = _load_or_create_key(key_path)
-            certificate = _issue(part, key, ca_cert, ca_key, subject_names, now)
+            certificate = _issue(part, key, ca_cert, ca_key, names, now)
             write_file(
                 cert_path, certificate.public_bytes(serialization.Encoding.PEM), private=False
             )
@@ -210,13 +221,26 @@ def _issue(
 
 
 def _needs_reissue(
-    certificate: x509.Certificate, ca_cert: x509.Certificate, now: dt.datetime
+    certificate: x509.Certificate,
+    ca_cert: x509.Certificate,
+    names: Sequence[str],
+    now: dt.datetime,
 ) -> bool:
     try:
         certificate.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
         return True
+    if not set(_alt_names(names)) <= set(_certificate_names(certificate)):
+        return True  # a name was added (a part moved to another host): reissue with it
     return certificate.not_valid_after_utc - now < RENEW_BEFORE
+
+
+def _certificate_names(certificate: x509.Certificate) -> list[x509.GeneralName]:
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(extension.value)
 
 
 def _alt_names(subject_names: Sequence[str]) -> list[x509.GeneralName]:

@@ -15,6 +15,7 @@ wires both into a ``uvicorn.Config``.
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from datatrust.network._pki import TlsFiles, certificate_fingerprint
 __all__ = [
     "PeerCertificateProtocol",
     "RequireDirectoryPeer",
+    "certificate_expires_at",
     "client_ssl_context",
     "mtls_uvicorn_config",
     "server_ssl_context",
@@ -62,6 +64,17 @@ def client_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load(context, cert, key, ca)
     return context
+
+
+def certificate_expires_at(cert: Path) -> dt.datetime:
+    """When the (first) certificate in the PEM file ``cert`` expires, in UTC; read afresh
+    each time, so a monitor sees a rotated certificate as soon as its file is replaced."""
+    try:
+        return x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+    except (OSError, ValueError) as error:
+        raise TlsMaterialError(
+            f"cannot read the TLS certificate {cert}: {error}; run datatrust init to create it"
+        ) from error
 
 
 def _load(context: ssl.SSLContext, cert: Path, key: Path, ca: Path) -> None:

@@ -198,6 +198,8 @@ class PolicyRuntime:
         self._next_check = 0.0
         self._loaded: _Loaded | None = None
         self.load_error: str | None = None
+        self.on_decision: Callable[[str, str], None] = lambda outcome, code: None
+        """Told (outcome, code) of every decision: ("permit", "OK") or ("deny", its code)."""
         self._reload()
 
     # -- versions ---------------------------------------------------------------------
@@ -248,7 +250,10 @@ class PolicyRuntime:
                 )
                 engine = self._engine_factory(self._policy_dir, documents)
                 if getattr(engine, "compiled", True) is False:
-                    raise DatatrustError(f"policy {snapshot.policy_version} did not compile")
+                    # An engine that knows why (an OPA server that was down) says so.
+                    problem = getattr(engine, "problem", None)
+                    why = f"could not be put in force: {problem}" if problem else "did not compile"
+                    raise DatatrustError(f"policy {snapshot.policy_version} {why}")
                 register = PurposeRegister.from_document(
                     snapshot.register, source=snapshot.policy_version
                 )
@@ -281,9 +286,11 @@ class PolicyRuntime:
             return None
         try:
             _check_purpose(loaded, request)
-            return _permit_or_refusal(request, loaded, decision)
+            permit = _permit_or_refusal(request, loaded, decision)
         except DatatrustError:
             return None
+        self.on_decision("permit", "OK")
+        return permit
 
     def decide(self, request: AccessRequest) -> Permit:
         """Permit ``request`` or raise PurposeMissing, PurposeUnknown or AccessDenied.
@@ -291,6 +298,15 @@ class PolicyRuntime:
         Fails closed: no policy in force, an engine error or any unexpected error while
         deciding becomes AccessDenied.
         """
+        try:
+            permit = self._decide(request)
+        except DatatrustError as refusal:
+            self.on_decision("deny", refusal.code)
+            raise
+        self.on_decision("permit", "OK")
+        return permit
+
+    def _decide(self, request: AccessRequest) -> Permit:
         loaded = self._current()
         if loaded is None:
             raise AccessDenied(

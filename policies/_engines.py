@@ -286,6 +286,11 @@ class OpaEngine:
         """Whether the server accepted the policy and documents (or none were given)."""
         return self._error is None
 
+    @property
+    def problem(self) -> str | None:
+        """Why the policy is not in the server (e.g. it could not be reached), else None."""
+        return self._error
+
     def decide(self, request: dict[str, Any]) -> Decision:
         """Ask the server for ``data.datause.decision.decision``; deny on any failure."""
         if self._error is not None:

@@ -47,6 +47,10 @@ class AuditEntry:
     what flowed: row and subject counts and the subjects' pseudonyms, so a citizen can later
     see who used their data. ``opt_out_list_date`` is the check date of the national data
     opt-out list the node applied, as DESIGN.md asks.
+
+    Version 3 adds ``trace_id``: the OpenTelemetry trace the request ran in (32 hex
+    digits), the same in the gateway's entry and every node's, so a request can be
+    followed from the ledger into its trace and its log lines.
     """
 
     node_id: str
@@ -72,12 +76,15 @@ class AuditEntry:
     request_id: str | None = None
     opt_out_list_date: str | None = None
 
+    trace_id: str | None = None
+
 
 _VERSION_1_FIELDS = (
     "node_id", "requester", "purpose", "operation", "fields", "outcome", "code", "reason",
     "policy_version",
 )  # fmt: skip
-ENTRY_VERSION = 2
+_ADDED_IN_VERSION_3 = ("trace_id",)
+ENTRY_VERSION = 3
 _TUPLE_FIELDS = ("fields", "roles", "reasons", "subjects")
 
 
@@ -85,6 +92,8 @@ def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry, versio
     content = asdict(entry)
     if version == 1:
         content = {name: content[name] for name in _VERSION_1_FIELDS}
+    elif version == 2:
+        content = {k: v for k, v in content.items() if k not in _ADDED_IN_VERSION_3}
     for name in _TUPLE_FIELDS:
         if name in content:
             content[name] = list(content[name])

@@ -278,6 +278,8 @@ class AuditEvent(_StoreTable, table=True):
     subjects: str = Field(default="[]", sa_type=sa.Text)
     request_id: str | None = None
     opt_out_list_date: str | None = None
+    # Added by migration 0011 (entry version 3): the request's OpenTelemetry trace id.
+    trace_id: str | None = None
 
 
 # --- ingest bookkeeping ----------------------------------------------------------------

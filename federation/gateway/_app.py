@@ -34,10 +34,12 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from datatrust._tracing import ServerSpans, bind_request_id
 from datatrust.errors import (
     AccessDenied,
     CallerError,
@@ -167,6 +169,7 @@ def create_gateway_app(
     async def graphql(request: Request) -> Response:
         started = time.perf_counter()
         request_id = incoming_request_id(request.headers)
+        bind_request_id(request_id)
         headers = {**dict(request.headers.items()), "x-request-id": request_id}
         try:
             try:
@@ -217,9 +220,11 @@ def create_gateway_app(
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
         ],
+        middleware=[Middleware(ServerSpans, component="gateway")],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.metrics_registry = metrics.registry
     return app
 
 
@@ -349,3 +354,5 @@ def _json(text: str | bytes, what: str) -> Any:
         return json.loads(text)
     except ValueError as error:
         raise CallerError(f"{what} is not valid JSON ({error}); send a JSON object") from error
+    except RecursionError as error:  # json's parser recurses per nesting level: a 500 unless caught
+        raise CallerError(f"{what} is JSON nested too deeply; send a JSON object") from error

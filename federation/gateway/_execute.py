@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from graphql import execute_sync, parse
 
+from datatrust._tracing import node_call_span
 from datatrust.errors import DatatrustError, PeerError, graphql_error
 
 from ._errors import NodeRefused
@@ -28,7 +29,9 @@ FORWARDED_HEADERS = ("Purpose", "Authorization", "traceparent", "X-Request-Id")
 """The caller's headers passed to every node; the gateway adds none of its own privileges.
 
 ``X-Request-Id`` is the one the gateway's HTTP layer vetted or made up for this request, so
-every node's audit entry for it carries the same id as the gateway's own.
+every node's audit entry for it carries the same id as the gateway's own. ``traceparent``
+is replaced by the gateway's own client span for the call (``node_call_span``) whenever
+the gateway is tracing, so each node's spans are children of the gateway's.
 """
 
 _log = logging.getLogger("datatrust.federation.gateway")
@@ -171,21 +174,23 @@ class _Run:
         async def trace(event: str, _info: dict[str, Any]) -> None:
             events.append(event)
 
-        try:
+        with node_call_span(node) as trace_headers:
+            headers = {**self.headers, **trace_headers}
+            try:
+                return await self.client.post(
+                    self.urls[node],
+                    json=body,
+                    headers=headers,
+                    timeout=self.timeout_seconds,
+                    extensions={"trace": trace},
+                )
+            except _CLOSED_UNDER_US as error:
+                if not _on_reused_connection_before_response(events):
+                    raise
+                _log.info("node %s closed a kept-alive connection (%r); sending again", node, error)
             return await self.client.post(
-                self.urls[node],
-                json=body,
-                headers=self.headers,
-                timeout=self.timeout_seconds,
-                extensions={"trace": trace},
+                self.urls[node], json=body, headers=headers, timeout=self.timeout_seconds
             )
-        except _CLOSED_UNDER_US as error:
-            if not _on_reused_connection_before_response(events):
-                raise
-            _log.info("node %s closed a kept-alive connection (%r); sending again", node, error)
-        return await self.client.post(
-            self.urls[node], json=body, headers=self.headers, timeout=self.timeout_seconds
-        )
 
     async def _post(self, fetch: Fetch, extra: dict[str, Any]) -> tuple[Any, _Errors]:
         """The node's ``data`` and its GraphQL errors; a failed call becomes one error."""

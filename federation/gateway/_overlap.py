@@ -48,6 +48,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
+from datatrust._tracing import node_call_span
 from datatrust.errors import DatatrustError, PeerError, QueryError, graphql_error
 
 from ._errors import InvalidOperation, NodeRefused
@@ -410,9 +411,13 @@ async def _ask(
     timeout = gateway.timeout_seconds
     try:
         async with asyncio.timeout(timeout):
-            response = await gateway.client.post(
-                gateway.urls[node], json=body, headers=headers, timeout=timeout
-            )
+            with node_call_span(node) as trace_headers:
+                response = await gateway.client.post(
+                    gateway.urls[node],
+                    json=body,
+                    headers={**headers, **trace_headers},
+                    timeout=timeout,
+                )
         answer = response.json()
     except TimeoutError:
         return {}, f"did not answer within {timeout:g} s"

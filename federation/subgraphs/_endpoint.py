@@ -25,11 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, GraphQLSyntaxError, parse, validate
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    get_operation_ast,
+    parse,
+    validate,
+)
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from datatrust._tracing import current_trace_id
 from datatrust.errors import (
     AccessDenied,
     DatatrustError,
@@ -74,7 +82,7 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
         raw_variables: Any = params.get("variables")
         try:
             variables = json.loads(raw_variables) if raw_variables else {}
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:  # too deep recurses
             raise QueryError(f"query parameter 'variables' is not JSON: {error}") from error
         payload: Any = {
             "query": params.get("query"),
@@ -87,7 +95,7 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
             raise QueryError(f"request body is larger than {MAX_BODY_BYTES} bytes")
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             raise QueryError(f"request body is not JSON: {error}") from error
     if not isinstance(payload, dict):
         raise QueryError("request body must be a JSON object with a 'query' string")
@@ -176,6 +184,7 @@ class SubgraphEndpoint:
                 return JSONResponse(
                     {"data": None, "errors": [_validation_error(e) for e in errors]}, 400
                 ), "bad_request"
+            _check_operation_name(document, operation_name)
         except QueryError as error:
             return _refusal(error), "bad_request"
 
@@ -306,6 +315,7 @@ class SubgraphEndpoint:
             subjects=tuple(sorted(disclosed.subjects)),
             request_id=(shape.request_id or "")[:128] or None,
             opt_out_list_date=self.opt_out_list_date() if permit else None,
+            trace_id=current_trace_id(),
         )
         try:
             self.audit(entry)
@@ -368,6 +378,15 @@ def _operation_name(document) -> str | None:
     """The name the document gives its operation, when it has exactly one."""
     names = [d.name.value for d in document.definitions if getattr(d, "operation", None) and d.name]
     return names[0] if len(names) == 1 else None
+
+
+def _check_operation_name(document: DocumentNode, operation_name: str | None) -> None:
+    """QueryError unless ``operationName`` picks one operation (strawberry would raise: a 500)."""
+    if get_operation_ast(document, operation_name) is not None:
+        return
+    if operation_name is not None:
+        raise QueryError(f"the query has no operation named {operation_name[:64]!r}")
+    raise QueryError("the query has several operations: name the one to run in 'operationName'")
 
 
 def _parse(query: str):
