@@ -503,3 +503,8 @@ app.add_typer(consent_app, name="consent")
 from datatrust._gateway_cli import gateway_app  # noqa: E402
 
 app.add_typer(gateway_app, name="gateway")
+
+
+from datatrust._doctor_cli import doctor_command  # noqa: E402
+
+app.command("doctor")(doctor_command)
