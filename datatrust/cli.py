@@ -508,3 +508,9 @@ app.add_typer(gateway_app, name="gateway")
 from datatrust._doctor_cli import doctor_command  # noqa: E402
 
 app.command("doctor")(doctor_command)
+
+
+from datatrust._backup_cli import backup_command, restore_command  # noqa: E402
+
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
