@@ -92,6 +92,22 @@ def test_an_unknown_part_is_refused_by_name(tmp_path):
     assert "unknown part 'housing'" in result.stderr
 
 
+def test_a_ledger_behind_the_current_schema_is_named_not_a_traceback(tmp_path):
+    from alembic import command
+
+    from datatrust.store import alembic_config
+
+    ledger(tmp_path, "council", 2).dispose()
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'council.db'}")
+    command.downgrade(config, "0010")
+    result = verify(tmp_path, "--node", "council")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "schema revision 0010, not the current 0011" in result.stdout + result.stderr
+    assert "a node does so when it starts" in result.stdout + result.stderr
+
+
 def test_deleting_the_newest_entries_is_found_through_the_head_anchor(tmp_path):
     engine = ledger(tmp_path, "health", 5)
     with engine.begin() as connection:  # what remains is a shorter chain that verifies alone
