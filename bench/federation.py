@@ -209,6 +209,13 @@ def up_once(data_dir: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def served_trust(data_dir: Path) -> Iterator[dict[str, Any]]:
+    """The trust :func:`served_trust_processes` runs; yields its run.json content."""
+    with served_trust_processes(data_dir) as (run, _):
+        yield run
+
+
+@contextlib.contextmanager
+def served_trust_processes(data_dir: Path) -> Iterator[tuple[dict[str, Any], _runner.TrustRunner]]:
     """The parts ``up`` runs, started from the settings ``up`` wrote, minus the live feed.
 
     ``up`` also starts the council's MQTT subscriber and a demo feed when a broker answers
@@ -257,7 +264,7 @@ def served_trust(data_dir: Path) -> Iterator[dict[str, Any]]:
         runner.start(gateway)
         runner.wait_ready([gateway])
         runner.write_run_file({key: run[key] for key in ("gateway", "nodes", "identity", "tls")})
-        yield run
+        yield run, runner  # its children: bench/load.py kills and restarts a node by them
     finally:
         runner.stop_all()
 
