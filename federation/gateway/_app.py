@@ -351,8 +351,23 @@ def _operation(fields: Any) -> tuple[str, dict[str, Any] | None, str | None]:
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as error:
         raise CallerError(f"{what} is not valid JSON ({error}); send a JSON object") from error
     except RecursionError as error:  # json's parser recurses per nesting level: a 500 unless caught
         raise CallerError(f"{what} is JSON nested too deeply; send a JSON object") from error
+    if _SURROGATE_ESCAPE.search(
+        text if isinstance(text, bytes) else text.encode(errors="surrogatepass")
+    ):
+        try:  # a lone one cannot be encoded: in a size check, an answer, a node call
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise CallerError(
+                f"{what} has a lone surrogate escape such as \\ud800, which is no character; "
+                "send text as UTF-8"
+            ) from error
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""``\\uD800``-``\\uDFFF`` in JSON text: a surrogate, which Python decodes alone if unpaired."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ PSEUDONYMISABLE = frozenset({"Person.pseudonym"})
 ANALYSIS_CACHE_SIZE = 512
 """The fields a node can give in an agreement's own pseudonymised form."""
 MAX_BODY_BYTES = 1_000_000
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             raise QueryError(f"request body is not JSON: {error}") from error
+    _refuse_lone_surrogates(raw_variables if request.method == "GET" else body, payload)
     if not isinstance(payload, dict):
         raise QueryError("request body must be a JSON object with a 'query' string")
     query = payload.get("query")
@@ -109,6 +112,26 @@ async def read_graphql_request(request: Request) -> tuple[str, dict[str, Any], s
     if operation_name is not None and not isinstance(operation_name, str):
         raise QueryError("'operationName' must be a string")
     return query, variables, operation_name
+
+
+def _refuse_lone_surrogates(raw: str | bytes | None, payload: Any) -> None:
+    """QueryError if a string holds a lone surrogate (JSON's ``"\\ud800"``).
+
+    It is no character: echoed in an answer (an area code, an error message) it cannot be
+    encoded, and the response would fail after the request was audited. Only JSON text
+    with a surrogate escape in it can hold one, so only such text is checked in full.
+    """
+    if isinstance(raw, str):
+        raw = raw.encode(errors="surrogatepass")
+    if not raw or not _SURROGATE_ESCAPE.search(raw):
+        return
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise QueryError(
+            "the request has a lone surrogate escape such as \\ud800, which is no character; "
+            "send text as UTF-8"
+        ) from error
 
 
 def _refusal(error: DatatrustError) -> JSONResponse:
