@@ -58,6 +58,7 @@ from ._errors import (
     RequestTooLarge,
 )
 from ._gateway import Authorize, Gateway, Refused, node_client
+from ._json import FastJSONResponse
 from ._limits import QueryLimits, check_batch_size
 
 MAX_BODY_BYTES = 1_048_576
@@ -189,11 +190,11 @@ def create_gateway_app(
         finally:
             metrics.latency.observe(time.perf_counter() - started)
         if batched:
-            return JSONResponse(
+            return FastJSONResponse(
                 [body for body, _, _ in answers], headers={REQUEST_ID_HEADER: request_id}
             )
         ((body, status, extra),) = answers
-        return JSONResponse(body, status, {**extra, REQUEST_ID_HEADER: request_id})
+        return FastJSONResponse(body, status, {**extra, REQUEST_ID_HEADER: request_id})
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "alive"})

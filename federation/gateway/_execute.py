@@ -21,6 +21,7 @@ from datatrust._tracing import node_call_span
 from datatrust.errors import DatatrustError, PeerError, graphql_error
 
 from ._errors import NodeRefused
+from ._json import dumps, loads
 from ._plan import Fetch, QueryPlan
 from ._shape import deep_merge, shape
 from ._supergraph import Supergraph
@@ -174,12 +175,13 @@ class _Run:
         async def trace(event: str, _info: dict[str, Any]) -> None:
             events.append(event)
 
+        content = dumps(body)
         with node_call_span(node) as trace_headers:
-            headers = {**self.headers, **trace_headers}
+            headers = {**self.headers, **trace_headers, "Content-Type": "application/json"}
             try:
                 return await self.client.post(
                     self.urls[node],
-                    json=body,
+                    content=content,
                     headers=headers,
                     timeout=self.timeout_seconds,
                     extensions={"trace": trace},
@@ -189,7 +191,7 @@ class _Run:
                     raise
                 _log.info("node %s closed a kept-alive connection (%r); sending again", node, error)
             return await self.client.post(
-                self.urls[node], json=body, headers=headers, timeout=self.timeout_seconds
+                self.urls[node], content=content, headers=headers, timeout=self.timeout_seconds
             )
 
     async def _post(self, fetch: Fetch, extra: dict[str, Any]) -> tuple[Any, _Errors]:
@@ -206,7 +208,7 @@ class _Run:
             _log.warning("node %s could not be reached: %r", node, error)
             return None, [_unavailable(node, f"could not be reached ({type(error).__name__})")]
         try:
-            answer = response.json()
+            answer = loads(response.content)
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or not ("data" in answer or "errors" in answer):

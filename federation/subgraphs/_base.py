@@ -19,6 +19,9 @@ from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.federation.schema import FederationAny
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
+from strawberry.types.arguments import StrawberryArgument
 
 from datatrust.errors import DatatrustError, PermissionDenied
 from datatrust.policies import Permit, Requester, require_permit
@@ -187,10 +190,31 @@ def loader(
     return context.loaders[name]
 
 
+class _RememberedArgumentNames(NameConverter):
+    """Strawberry's names, with each argument's GraphQL name worked out once.
+
+    Strawberry asks for an argument's GraphQL name each time it converts that argument,
+    so once per field per entity (tens of thousands of times for a planning query over
+    every area), and camel-cases it afresh each time. The name never changes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arguments: dict[int, tuple[StrawberryArgument, str]] = {}
+
+    def from_argument(self, argument: StrawberryArgument) -> str:
+        known = self._arguments.get(id(argument))
+        if known is None or known[0] is not argument:
+            known = (argument, super().from_argument(argument))
+            self._arguments[id(argument)] = known
+        return known[1]
+
+
 class SubgraphSchema(strawberry.federation.Schema):
     """A Federation 2.7 subgraph whose entity lookups fail one entity at a time."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("config", StrawberryConfig(name_converter=_RememberedArgumentNames()))
         # The endpoint has parsed and validated the document already; strawberry's caches
         # keep execute from doing both again for the same text.
         kwargs.setdefault(
