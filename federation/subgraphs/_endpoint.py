@@ -17,11 +17,12 @@ permitted (``NodeContext.refuse``) makes the request's audit entry a deny.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,12 @@ PSEUDONYMISABLE = frozenset({"Person.pseudonym"})
 ANALYSIS_CACHE_SIZE = 512
 """The fields a node can give in an agreement's own pseudonymised form."""
 MAX_BODY_BYTES = 1_000_000
+CALLER_GONE_STATUS = 499
+"""The status of an answer nobody receives: the caller went away (nginx's convention)."""
+CANCELLED_REASON = (
+    "cancelled: the caller went away (disconnected or gave up) before the answer; the "
+    "rest of the work was stopped and nothing was returned"
+)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -238,12 +245,24 @@ class SubgraphEndpoint:
                 outcome = "unauthenticated" if refusal.status_hint == 401 else "denied"
                 return _refusal(refusal), outcome
 
-        result = await self.schema.execute(
+        execution = self.schema.execute(
             query,
             variable_values=variables,
             context_value=context,
             operation_name=operation_name,
         )
+        try:  # a mutation runs to its end: its write is one transaction, audited as done
+            watched = not access.is_mutation
+            result = await (_unless_the_caller_leaves(request, execution) if watched else execution)
+        except asyncio.CancelledError:  # this request's own task (the server stopping)
+            self._record_cancelled(shape, context)
+            raise
+        if result is None:  # the caller went away: the work stopped, nothing is returned
+            try:
+                self._record(shape, context.refused or context.permit, context, cancelled=True)
+            except DatatrustError as error:
+                return _refusal(error), "error"
+            return JSONResponse({"data": None}, CALLER_GONE_STATUS), "cancelled"
         if not access.is_metadata_only:
             try:
                 decision = context.refused or context.permit or _action_outcome(result.errors)
@@ -300,8 +319,19 @@ class SubgraphEndpoint:
             )
         return permit
 
+    def _record_cancelled(self, shape: _Shape, context: NodeContext) -> None:
+        """The audit entry of a request cancelled from outside; a failure is only logged,
+        since the cancellation goes on and nothing is returned either way."""
+        with contextlib.suppress(DatatrustError):  # _record has logged it
+            self._record(shape, context.refused or context.permit, context, cancelled=True)
+
     def _record(
-        self, shape: _Shape, decision: Permit | DatatrustError | None, context: NodeContext
+        self,
+        shape: _Shape,
+        decision: Permit | DatatrustError | None,
+        context: NodeContext,
+        *,
+        cancelled: bool = False,
     ) -> None:
         """Write the decision to the ledger; a ledger that cannot be written refuses.
 
@@ -309,7 +339,12 @@ class SubgraphEndpoint:
         (rows, subjects); the response leaves only once the entry is written. A refusal
         made inside a resolver is a deny that still names the agreement that permitted
         the request, and what (if anything) other fields of the operation read.
+        ``cancelled``: the caller went away during execution; the entry keeps the
+        decision, says so (code ``CANCELLED``) and counts what was read before the work
+        stopped, none of which was returned.
         """
+        if shape.access.is_metadata_only:
+            return
         permitted = decision is None or isinstance(decision, Permit)
         requester = context.requester
         disclosed = context.disclosed
@@ -323,8 +358,8 @@ class SubgraphEndpoint:
             operation=shape.operation_name or "anonymous",
             fields=describe_fields(shape.access.fields),
             outcome="permit" if permitted else "deny",
-            code="OK" if refusal is None else refusal.code,
-            reason=_reason(permit, refusal),
+            code="CANCELLED" if cancelled else "OK" if refusal is None else refusal.code,
+            reason=CANCELLED_REASON if cancelled else _reason(permit, refusal),
             policy_version=permit.policy_version if permit else self.runtime.policy_version,
             agency=requester.agency if requester else None,
             roles=requester.roles if requester else (),
@@ -348,6 +383,54 @@ class SubgraphEndpoint:
                 "request refused: the audit ledger could not be written, "
                 "and no data is returned unaudited"
             ) from error
+
+
+async def _unless_the_caller_leaves(
+    request: Request, execution: Coroutine[Any, Any, Any]
+) -> Any | None:
+    """The result of ``execution``, or None if the caller disconnects first.
+
+    A caller that gave up (the gateway past its node deadline, a client that went away)
+    still had its request executed to the end before, adding to the load that made it
+    give up. Now the HTTP server's ``http.disconnect`` cancels the execution task: work
+    already awaiting stops there, and store work off the event loop is interrupted
+    (``_offloop``). Returns only once the execution has stopped, so the audit entry
+    written next counts everything that was read.
+    """
+    if await request.is_disconnected():  # gone while it waited its turn: nothing runs
+        execution.close()
+        return None
+    task = asyncio.ensure_future(execution)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        await _cancelled(task)
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    await _cancelled(task)
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has disconnected (the request body is read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has stopped, through any cancellation of our own."""
+    task.cancel()
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            continue
+    if not task.cancelled():
+        task.exception()  # retrieved: an error after the caller left needs no log
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from datatrust.federation.gateway._overlap import (
     new_query_id,
     protect_count,
 )
+from datatrust.federation.subgraphs._overlap import _decoys, _Keyed, token_of
 from datatrust.gateway import create_trust_gateway
 from datatrust.network import DirectoryPeer
 from datatrust.node import create_node_app
@@ -647,6 +648,17 @@ def test_a_running_gateways_memory_holds_no_pseudonym_and_no_overlap_key(up):
     assert after == shown
     log = (data_dir / "logs" / "gateway.log").read_bytes()
     assert hits(log, pseudonyms) == set()
+
+
+def test_the_fast_keyed_hash_gives_exactly_the_hmac_values():
+    """The node hashes each cohort with precomputed HMAC states: the same values as
+    ``hmac.new`` for any key (a long one too, which HMAC hashes first) and pseudonym."""
+    for key in (os.urandom(32), b"k", os.urandom(100)):
+        pseudonyms = [os.urandom(16).hex() for _ in range(50)] + ["", "\u00e9\u4e2d"]
+        assert _Keyed(key).tokens(pseudonyms) == [token_of(key, p) for p in pseudonyms]
+    decoys = _decoys(1000)
+    assert len(set(decoys)) == 1000
+    assert {len(value) for value in decoys} == {len(token_of(b"k", "x"))} == {22}
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ One area's opaque values (people, and decoys if padded); no area: all people.
 """
 type AreaTokens @inaccessible @shareable {
   code: ID
-  tokens: [String!]!
+  tokens: OverlapValues!
 }
 
 """Date (isoformat)"""
@@ -70,6 +70,11 @@ type OverlapTokens @inaccessible @shareable {
   roundTo: Int!
   areas: [AreaTokens!]!
 }
+
+"""
+Opaque values, each 128 bits in base64url (22 characters), sorted: a JSON array of strings, as [String!]! would be. One scalar rather than a list, so a list of tens of thousands of values is serialised once instead of value by value.
+"""
+scalar OverlapValues @inaccessible
 
 """A person the hospital holds records about."""
 type Person @key(fields: "pseudonym") {
