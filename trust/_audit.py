@@ -4,6 +4,10 @@ Each entry's hash covers its own content and the previous entry's hash, so chang
 removing or reordering any entry breaks every hash after it. ``verify_audit_chain`` walks
 the ledger and names the first entry that does not fit. The policy issue widens what an
 entry records (row and subject counts, agreement); the chain itself stays as it is.
+
+Every request at every part writes an entry before it answers, so appends are cheap by
+design: SQLAlchemy Core rather than the ORM, and concurrent appends in one process share
+one transaction and one head anchor write (group commit, see ``append_audit_entry``).
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, text
 from sqlmodel import Session
 
 from datatrust.errors import StoreError
 from datatrust.store import BEGIN_IMMEDIATE, AuditEvent
+
+from ._group_commit import GroupCommit
 
 __all__ = [
     "ENTRY_VERSION",
@@ -34,7 +43,10 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
-_append_lock = threading.Lock()
+
+LEDGER_LOCK_KEY = 0x61756469_746C6472  # "auditldr"
+"""The ``pg_advisory_xact_lock`` key an append holds on PostgreSQL, so appenders in other
+processes read the newest hash only after the last one committed: the chain never forks."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,8 +100,17 @@ ENTRY_VERSION = 3
 _TUPLE_FIELDS = ("fields", "roles", "reasons", "subjects")
 
 
-def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry, version: int) -> str:
-    content = asdict(entry)
+_ENTRY_FIELDS = tuple(AuditEntry.__dataclass_fields__)
+
+
+def _values(entry: AuditEntry) -> dict[str, object]:
+    """The entry's fields by name (a shallow ``asdict``: every value is flat)."""
+    return {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+
+
+def _canonical(recorded_at: datetime, entry: AuditEntry, version: int) -> str:
+    """The text an entry's hash covers: the fields of its version, and when it was recorded."""
+    content = _values(entry)
     if version == 1:
         content = {name: content[name] for name in _VERSION_1_FIELDS}
     elif version == 2:
@@ -98,13 +119,20 @@ def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry, versio
         if name in content:
             content[name] = list(content[name])
     content["recorded_at"] = recorded_at.astimezone(UTC).isoformat()
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _chained(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+def _entry_hash(prev_hash: str, recorded_at: datetime, entry: AuditEntry, version: int) -> str:
+    return _chained(prev_hash, _canonical(recorded_at, entry, version))
 
 
 def _columns(entry: AuditEntry) -> dict[str, object]:
     """The entry as ``audit_event`` columns: tuples are stored as JSON arrays."""
-    values = asdict(entry)
+    values = _values(entry)
     for name in _TUPLE_FIELDS:
         values[name] = json.dumps(list(values[name]), ensure_ascii=False)
     return values
@@ -131,9 +159,15 @@ def _write_head(path: Path, seq: int, entry_hash: str) -> None:
     node's files), lets ``verify_audit_chain`` see that the chain once went further.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"seq": seq, "entry_hash": entry_hash}), encoding="utf-8")
-    os.replace(temporary, path)
+    # Named for its writer: two processes (or ledgers) anchoring to one file never write
+    # into each other's temporary file.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temporary.write_text(json.dumps({"seq": seq, "entry_hash": entry_hash}), encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def read_audit_head(path: Path) -> tuple[int, str] | None:
@@ -150,39 +184,95 @@ def read_audit_head(path: Path) -> tuple[int, str] | None:
         ) from error
 
 
-def append_audit_entry(engine: Engine, entry: AuditEntry, head: Path | None = None) -> str:
-    """Append ``entry`` to the ledger in its own transaction; return its hash.
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """An entry waiting for its batch: its columns and hashed text, made by its caller."""
 
-    Raises (a StoreError from the caller's translation) if it cannot be written: callers on
-    a decision path must then refuse, never return data unaudited. With ``head``, the new
-    entry is anchored there too (see ``_write_head``).
+    recorded_at: datetime
+    columns: dict[str, object]
+    canonical: str
+
+
+_audit_table = AuditEvent.__table__
+_newest_hash = select(_audit_table.c.entry_hash).order_by(_audit_table.c.seq.desc()).limit(1)
+_insert_entries = insert(_audit_table).returning(_audit_table.c.seq, sort_by_parameter_order=True)
+_take_ledger_lock = text("SELECT pg_advisory_xact_lock(:key)")
+
+_ledgers: weakref.WeakKeyDictionary[Engine, dict[Path | None, GroupCommit]] = (
+    weakref.WeakKeyDictionary()
+)
+_ledgers_guard = threading.Lock()
+
+
+def _ledger(engine: Engine, head: Path | None) -> GroupCommit[_Pending, str]:
+    """The group commit of the ledger in ``engine`` anchored at ``head``: one per process."""
+    with _ledgers_guard:
+        by_head = _ledgers.setdefault(engine, {})
+        ledger = by_head.get(head)
+        if ledger is None:
+            ledger = by_head[head] = GroupCommit()
+        return ledger
+
+
+def _write_batch(engine: Engine, head: Path | None, batch: Sequence[_Pending]) -> list[str]:
+    """Chain and insert ``batch`` in one transaction, then anchor its last entry.
 
     The transaction reads the newest hash and then writes, so on SQLite it begins with
-    BEGIN IMMEDIATE: a deferred one whose snapshot another writer (ingest, consent) moved
-    past could not become a writer and would fail at once, whatever the busy timeout.
+    BEGIN IMMEDIATE (a deferred one whose snapshot another writer, such as ingest or
+    consent, moved past could not become a writer and would fail at once, whatever the
+    busy timeout); on PostgreSQL it first takes the ledger's advisory lock, so appenders in
+    other processes queue there and each reads the hash the one before it committed. The
+    anchor is written only after the commit: it never names an entry the store lacks.
+    """
+    writer = engine.execution_options(**{BEGIN_IMMEDIATE: True})
+    rows: list[dict[str, object]] = []
+    with writer.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(_take_ledger_lock, {"key": LEDGER_LOCK_KEY})
+        prev_hash = connection.execute(_newest_hash).scalar() or GENESIS_HASH
+        for pending in batch:
+            entry_hash = _chained(prev_hash, pending.canonical)
+            rows.append(
+                {
+                    **pending.columns,
+                    "recorded_at": pending.recorded_at,
+                    "entry_version": ENTRY_VERSION,
+                    "prev_hash": prev_hash,
+                    "entry_hash": entry_hash,
+                }
+            )
+            prev_hash = entry_hash
+        seqs = connection.execute(_insert_entries, rows).scalars().all()
+        if len(seqs) != len(rows) or any(b <= a for a, b in pairwise(seqs)):
+            raise StoreError(  # the chain is walked by seq: it must follow the batch's order
+                f"the audit ledger gave the batch's entries the sequence numbers {seqs}, "
+                "not rising in the order they were chained; nothing was written"
+            )
+    if head is not None:
+        _write_head(head, seqs[-1], prev_hash)
+    return [row["entry_hash"] for row in rows]  # type: ignore[misc]
+
+
+def append_audit_entry(engine: Engine, entry: AuditEntry, head: Path | None = None) -> str:
+    """Append ``entry`` to the ledger and return its hash, once it is committed.
+
+    Raises (a StoreError from the caller's translation) if it cannot be written: callers on
+    a decision path must then refuse, never return data unaudited. With ``head``, the
+    anchor there names the new entry, or one after it, when this returns (see
+    ``_write_head``).
+
+    Concurrent appends to one ledger in this process are committed together (see
+    :mod:`._group_commit`): one transaction and one anchor write for all the entries that
+    queued while the previous batch was written. Each call still returns only after the
+    transaction holding its entry committed, and fails if that transaction failed.
     """
     recorded_at = datetime.now(UTC)
-    writer = engine.execution_options(**{BEGIN_IMMEDIATE: True})
-    with _append_lock, Session(writer) as session:
-        last = session.exec(
-            select(AuditEvent.entry_hash).order_by(AuditEvent.seq.desc()).limit(1)
-        ).first()
-        prev_hash = last[0] if last else GENESIS_HASH
-        entry_hash = _entry_hash(prev_hash, recorded_at, entry, ENTRY_VERSION)
-        session.add(
-            AuditEvent(
-                recorded_at=recorded_at,
-                entry_version=ENTRY_VERSION,
-                prev_hash=prev_hash,
-                entry_hash=entry_hash,
-                **_columns(entry),
-            )
-        )
-        session.commit()
-        if head is not None:
-            newest = session.exec(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
-            _write_head(head, newest.first()[0], entry_hash)
-    return entry_hash
+    pending = _Pending(
+        recorded_at=recorded_at,
+        columns=_columns(entry),
+        canonical=_canonical(recorded_at, entry, ENTRY_VERSION),
+    )
+    return _ledger(engine, head).submit(pending, lambda batch: _write_batch(engine, head, batch))
 
 
 def verify_audit_chain(engine: Engine, head: Path | None = None) -> tuple[int, int | None]:

@@ -2,9 +2,10 @@
 
 ``create_store_engine`` accepts ``sqlite:///<file path>`` and
 ``postgresql+psycopg://user@host:port/db`` (a bare ``postgresql://`` means psycopg 3) and
-refuses any other scheme by name. SQLite connections get WAL, foreign keys, a 5 s busy
-timeout and real transactions (pysqlite's own BEGIN handling is switched off so DDL is
-transactional and ``BEGIN IMMEDIATE`` is possible, as SQLAlchemy's pysqlite docs advise).
+refuses any other scheme by name. SQLite connections get WAL with synchronous=FULL (see
+``_sqlite_engine``), foreign keys, a 5 s busy timeout and real transactions (pysqlite's own
+BEGIN handling is switched off so DDL is transactional and ``BEGIN IMMEDIATE`` is possible,
+as SQLAlchemy's pysqlite docs advise).
 
 This module is also the one boundary where connection failures from SQLAlchemy become a
 :class:`~datatrust.errors.StoreError` (see :func:`store_unavailable`).
@@ -111,6 +112,12 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL, not NORMAL, though WAL would allow it: NORMAL survives a process crash
+            # but an OS crash or power cut may undo the last commits, and an audit entry
+            # must stay once its answer has left (and the ledger's head anchor, written
+            # after the commit, must never name an entry the store then lacks). Some builds
+            # default to NORMAL under WAL, so it is said here, not assumed.
+            cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()

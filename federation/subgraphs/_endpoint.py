@@ -239,7 +239,7 @@ class SubgraphEndpoint:
                     context.permit = await self._decide(shape, context.requester)
             except DatatrustError as refusal:
                 try:
-                    self._record(shape, refusal, context)
+                    await self._record(shape, refusal, context)
                 except DatatrustError as error:
                     return _refusal(error), "error"
                 outcome = "unauthenticated" if refusal.status_hint == 401 else "denied"
@@ -259,14 +259,16 @@ class SubgraphEndpoint:
             raise
         if result is None:  # the caller went away: the work stopped, nothing is returned
             try:
-                self._record(shape, context.refused or context.permit, context, cancelled=True)
+                await self._record(
+                    shape, context.refused or context.permit, context, cancelled=True
+                )
             except DatatrustError as error:
                 return _refusal(error), "error"
             return JSONResponse({"data": None}, CALLER_GONE_STATUS), "cancelled"
         if not access.is_metadata_only:
             try:
                 decision = context.refused or context.permit or _action_outcome(result.errors)
-                self._record(shape, decision, context)
+                await self._record(shape, decision, context)
             except DatatrustError as error:
                 return _refusal(error), "error"
         body: dict[str, Any] = {"data": result.data}
@@ -322,10 +324,12 @@ class SubgraphEndpoint:
     def _record_cancelled(self, shape: _Shape, context: NodeContext) -> None:
         """The audit entry of a request cancelled from outside; a failure is only logged,
         since the cancellation goes on and nothing is returned either way."""
-        with contextlib.suppress(DatatrustError):  # _record has logged it
-            self._record(shape, context.refused or context.permit, context, cancelled=True)
+        with contextlib.suppress(DatatrustError):  # _write has logged it
+            entry = self._entry(shape, context.refused or context.permit, context, cancelled=True)
+            if entry is not None:
+                self._write(entry)
 
-    def _record(
+    async def _record(
         self,
         shape: _Shape,
         decision: Permit | DatatrustError | None,
@@ -334,6 +338,24 @@ class SubgraphEndpoint:
         cancelled: bool = False,
     ) -> None:
         """Write the decision to the ledger; a ledger that cannot be written refuses.
+
+        The write (a commit, an fsync) runs off the event loop, so the node goes on
+        serving meanwhile, and concurrent requests' entries share one commit (the ledger's
+        group commit); the response still leaves only once its entry is written.
+        """
+        entry = self._entry(shape, decision, context, cancelled=cancelled)
+        if entry is not None:
+            await asyncio.to_thread(self._write, entry)
+
+    def _entry(
+        self,
+        shape: _Shape,
+        decision: Permit | DatatrustError | None,
+        context: NodeContext,
+        *,
+        cancelled: bool = False,
+    ) -> AuditEntry | None:
+        """The ledger entry of a decision (None for metadata-only requests).
 
         Called after execution for an allowed request, so the entry holds what flowed
         (rows, subjects); the response leaves only once the entry is written. A refusal
@@ -344,7 +366,7 @@ class SubgraphEndpoint:
         stopped, none of which was returned.
         """
         if shape.access.is_metadata_only:
-            return
+            return None
         permitted = decision is None or isinstance(decision, Permit)
         requester = context.requester
         disclosed = context.disclosed
@@ -375,6 +397,9 @@ class SubgraphEndpoint:
             opt_out_list_date=self.opt_out_list_date() if permit else None,
             trace_id=current_trace_id(),
         )
+        return entry
+
+    def _write(self, entry: AuditEntry) -> None:
         try:
             self.audit(entry)
         except Exception as error:

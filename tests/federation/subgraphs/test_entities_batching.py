@@ -47,10 +47,12 @@ DATA_TABLES = frozenset({"person", "encounter", "care_episode", "reading_hourly"
 PER_REQUEST = Counter(
     {
         ("SELECT", "opt_out_list"): 1,
-        ("SELECT", "audit_event"): 2,
+        ("SELECT", "audit_event"): 1,  # the chain's newest hash, once per commit
         ("INSERT", "audit_event"): 1,
     }
 )
+LEDGER_LOCK = Counter({("SELECT", ""): 1})
+"""PostgreSQL only: ``pg_advisory_xact_lock``, which keeps processes sharing a ledger in line."""
 RESEARCH_AGREEMENT = "dsa-research-cohort"
 OLD_SQLITE_VARIABLE_LIMIT = 999
 _TABLE = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE)\b.*?\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.S)
@@ -194,7 +196,10 @@ def test_an_entities_call_costs_one_query_per_field_batch_at_any_size(
     for size in SIZES:
         data = Counter({s: n for s, n in counted[size].items() if s[1] in DATA_TABLES})
         assert dict(data) == data_reads, (size, counted[size])
-        assert counted[size] - data == PER_REQUEST, (size, counted[size])
+        per_request = PER_REQUEST + (
+            LEDGER_LOCK if store_url.startswith("postgresql") else Counter()
+        )
+        assert counted[size] - data == per_request, (size, counted[size])
         assert len(answers[size]) == size
         # Batching changes the cost, never the answer.
         assert answers[size][:10] == answers[10]
