@@ -8,7 +8,9 @@ bad one gets an error for that entity alone, and the rest are answered.
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.types.arguments import StrawberryArgument
 
 from datatrust.errors import DatatrustError, PermissionDenied
+from datatrust.federation.subgraphs._offloop import run_off_loop
 from datatrust.policies import Permit, Requester, require_permit
 from datatrust.trust import PurposeRegister
 
@@ -60,14 +63,22 @@ class Disclosed:
     subjects: set[str] = field(default_factory=set)
     counted_subjects: int = 0
     suppressed_cells: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Batches read in worker threads while other resolvers run on the event loop."""
 
     def records(self, pseudonyms: list[str | None]) -> None:
-        self.rows += len(pseudonyms)
-        self.subjects.update(p for p in pseudonyms if p)
+        with self._lock:
+            self.rows += len(pseudonyms)
+            self.subjects.update(p for p in pseudonyms if p)
 
     def aggregate(self, rows: int, subjects: int) -> None:
-        self.rows += rows
-        self.counted_subjects += subjects
+        with self._lock:
+            self.rows += rows
+            self.counted_subjects += subjects
+
+    def suppressed(self, cells: int) -> None:
+        with self._lock:
+            self.suppressed_cells += cells
 
     @property
     def subject_count(self) -> int:
@@ -99,6 +110,8 @@ class NodeContext:
     peer: DirectoryPeer | None = None
     refused: DatatrustError | None = None
     notes: list[str] = field(default_factory=list)
+    batch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """One batch of this request at a time, as when they ran on the event loop."""
 
     def refuse(self, error: DatatrustError) -> DatatrustError:
         """Record ``error`` as this request's refusal (audited as a deny); raise what it returns."""
@@ -183,8 +196,16 @@ def loader(
     permit_of(info)
     if name not in context.loaders:
 
+        def read(_: object, keys: list[Any]) -> list[Any]:
+            with context.batch_lock:
+                return batch(context, keys)
+
         async def load(keys: list[Any]) -> list[Any]:
-            return batch(context, keys)
+            # Off the event loop: one request's store read (the planning query's is tens of
+            # milliseconds of SQL) no longer holds up every other request at this node.
+            # run_off_loop waits for the worker even when the request is cancelled, so the
+            # audit entry written after it counts everything that was read.
+            return await run_off_loop(functools.partial(read, keys=keys))
 
         context.loaders[name] = DataLoader(load_fn=load)
     return context.loaders[name]

@@ -70,7 +70,7 @@ def protected_counts(
         context.disclosed.aggregate(
             sum(c.count for c in counts.values()), sum(c.subjects for c in counts.values())
         )
-        context.disclosed.suppressed_cells += sum(p.suppressed for p in protected.values())
+        context.disclosed.suppressed(sum(p.suppressed for p in protected.values()))
         return [None if tuple(key) in absent else protected[tuple(key)].value for key in keys]
 
     return batch
