@@ -50,12 +50,17 @@ def trusted_issuers(settings) -> list[IssuerSetting]:
 
 
 def build_authenticator(
-    issuers: Sequence[IssuerSetting], audience: str, limiter: RateLimiter | None = None
+    issuers: Sequence[IssuerSetting],
+    audience: str,
+    limiter: RateLimiter | None = None,
+    *,
+    leeway_seconds: int = 30,
 ) -> Authenticate:
     """An authenticator for tokens from ``issuers`` addressed to ``audience``.
 
     With a ``limiter``, each verified requester also draws from its client's and (for a
     person) its own request budget; an exhausted budget is a RateLimited refusal.
+    ``leeway_seconds`` is the clock skew allowed on token times (``token_leeway_seconds``).
     """
     if not issuers:
 
@@ -79,6 +84,7 @@ def build_authenticator(
             for setting in issuers
         },
         audience,
+        leeway_seconds=leeway_seconds,
     )
 
     def authenticate(authorization: str | None) -> Requester:

@@ -44,6 +44,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         trusted_issuers(settings),
         settings.effective_audience,
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        leeway_seconds=settings.token_leeway_seconds,
     )
     ledger = create_store_engine(settings.effective_database_url)
     head = audit_head_path(settings.data_dir.resolve(), "gateway")

@@ -83,6 +83,7 @@ def create_node_app(settings: NodeSettings) -> Starlette:
             trusted_issuers(settings),
             settings.effective_audience,
             RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            leeway_seconds=settings.token_leeway_seconds,
         ),
         "audit": lambda entry: append_audit_entry(engine, entry, head),
         "keys": node_keys(data_dir),

@@ -156,6 +156,14 @@ class NodeSettings(_Settings):
             "loads: the default of `datatrust ingest mqtt`, and the live feed of `up`."
         ),
     )
+    token_leeway_seconds: int = Field(
+        30,
+        ge=0,
+        description=(
+            "Clock leeway, in seconds, allowed on access tokens' exp, nbf and iat claims: "
+            "how far this machine's clock and the issuer's may differ."
+        ),
+    )
 
     @property
     def effective_audience(self) -> str:
@@ -225,6 +233,14 @@ class GatewaySettings(_Settings):
         ge=0,
         description=(
             "How often to fetch every node's SDL again and recompose if it changed; 0 never."
+        ),
+    )
+    token_leeway_seconds: int = Field(
+        30,
+        ge=0,
+        description=(
+            "Clock leeway, in seconds, allowed on access tokens' exp, nbf and iat claims: "
+            "how far this machine's clock and the issuer's may differ."
         ),
     )
 

@@ -41,16 +41,16 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def trust(tmp_path_factory):
-    running = Trust(tmp_path_factory.mktemp("doctor") / "trust")
+def trust(demo_trust: Trust) -> Trust:
+    """The shared demo trust (tests/conftest.py): the doctor only reads it; each
+    misconfiguration is made in a copy of its data directory."""
     bearer = request_token(
-        running.run["identity"], running.data_dir, "service-planning", "analyst-cli"
+        demo_trust.run["identity"], demo_trust.data_dir, "service-planning", "analyst-cli"
     )
     query = "{ areas(first: 2) { code footfall } }"
-    answer = post(running.run["gateway"], query, "service-planning", bearer=bearer)
+    answer = post(demo_trust.run["gateway"], query, "service-planning", bearer=bearer)
     assert answer.status_code == 200, answer.text  # so every node's ledger has entries
-    yield running
-    running.stop()
+    return demo_trust
 
 
 def doctor(data_dir: Path, *options: str):

@@ -5,12 +5,13 @@ server, its identity server, its broker, its ingest process) and checks the stat
 outcome and that no audit entry or accepted record was lost. The private cluster and the
 node on it are shared by the PostgreSQL and audit-store tests: starting them once keeps
 the folder's wall time low; each is package-scoped, so it stops when the folder's
-last test is done, not at the end of the whole run.
+last test is done, not at the end of the whole run. The trust run part by part that the
+identity and OPA tests break (``trust_parts``) is in tests/conftest.py, shared with
+tests/federation/test_node_outage.py.
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,34 +82,3 @@ def pg_node(
         yield node
     finally:
         node.stop()
-
-
-@pytest.fixture(scope="package")
-def trust_parts(tmp_path_factory) -> Iterator:
-    """A demo trust made by ``datatrust up``, then run part by part (``datatrust serve``).
-
-    As ``tests/federation/test_node_outage.py`` runs it: so a test can stop, replace or
-    reconfigure one part (a node, the identity server) while the others keep running.
-    """
-    import json
-
-    from tests._trust import Trust, token
-    from tests.federation.test_node_outage import PARTS, Parts, wait_until_ready
-
-    made = Trust(tmp_path_factory.mktemp("faults-trust"))
-    run = dict(made.run)
-    assert made.stop() == 0
-    parts = Parts(made.data_dir, run)
-    for part in PARTS:
-        parts.start(part)
-    (made.data_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
-    try:
-        wait_until_ready(run["gateway"].replace("/graphql", "/readyz"))
-        parts.made = made
-        parts.token = token(made, "service-planning")
-        yield parts
-    finally:
-        for process in parts.processes.values():  # all at once: each takes a while to stop
-            process.send_signal(signal.SIGCONT)
-            process.terminate()
-        parts.stop_all()

@@ -160,12 +160,13 @@ def node_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def trust(node_binary, tmp_path_factory) -> Iterator[Trust]:
-    running = Trust(tmp_path_factory.mktemp("trust"))
-    running.tokens = {}
-    yield running
-    if running.process.poll() is None:
-        running.stop()
+def trust(node_binary, demo_trust: Trust) -> Trust:
+    """The shared demo trust (tests/conftest.py): this module only asks it."""
+    return demo_trust
+
+
+TOKENS: dict[str, str] = {}
+"""This module's access tokens, by purpose."""
 
 
 def start_apollo(node: str, run: dict) -> tuple[subprocess.Popen, str]:
@@ -202,8 +203,8 @@ def apollo(node_binary, trust) -> Iterator[str]:
 
 
 def ask(trust: Trust, url: str, case: Case) -> dict:
-    if case.purpose not in trust.tokens:
-        trust.tokens[case.purpose] = token(trust, case.purpose, CLIENTS[case.purpose])
+    if case.purpose not in TOKENS:
+        TOKENS[case.purpose] = token(trust, case.purpose, CLIENTS[case.purpose])
     body: dict[str, Any] = {"query": case.query, "variables": case.variables or {}}
     if case.operation is not None:
         body["operationName"] = case.operation
@@ -212,7 +213,7 @@ def ask(trust: Trust, url: str, case: Case) -> dict:
         json=body,
         headers={
             "Purpose": case.purpose,
-            "Authorization": f"Bearer {trust.tokens[case.purpose]}",
+            "Authorization": f"Bearer {TOKENS[case.purpose]}",
         },
         timeout=60,
     )

@@ -8,13 +8,11 @@ connections but never answers) and restart one node while the gateway keeps runn
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +20,7 @@ import pytest
 
 from datatrust._demo_trust import EXAMPLE_PURPOSE, EXAMPLE_QUERY
 
-from .._trust import Trust, token
+from .._trust import token
 
 GATEWAY_TIMEOUT_SECONDS = 2.0
 PARTS = ("identity", "council", "health", "social-care", "gateway")
@@ -79,21 +77,11 @@ class Parts:
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory) -> Iterator[Parts]:
-    made = Trust(tmp_path_factory.mktemp("outage"))
-    run = dict(made.run)
-    assert made.stop() == 0
-    running = Parts(made.data_dir, run)
-    for part in PARTS:
-        running.start(part)
-    # `up` removed run.json when it stopped; the tools (`datatrust token`) read it.
-    (made.data_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
-    try:
-        wait_until_ready(run["gateway"].replace("/graphql", "/readyz"))
-        running.token = token(made, EXAMPLE_PURPOSE)
-        yield running
-    finally:
-        running.stop_all()
+def parts(trust_parts: Parts) -> Parts:
+    """The trust run part by part (``trust_parts`` in tests/conftest.py, shared with the
+    fault tests), with a token taken now: the trust may have run for minutes."""
+    trust_parts.token = token(trust_parts.made, EXAMPLE_PURPOSE)
+    return trust_parts
 
 
 def wait_until_ready(url: str, seconds: float = 60.0) -> None:

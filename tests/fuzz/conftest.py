@@ -1,7 +1,7 @@
 """One running trust for the fuzz tests, with real tokens, refused tokens and the schemas.
 
 The trust is ``datatrust up`` as a subprocess (gateway and three nodes over real HTTP and
-mutual TLS), shared by the gateway and node fuzz modules so it starts once. The schemas
+mutual TLS): the demo trust of tests/conftest.py, which fuzzing only asks. The schemas
 fuzzed are the ones the parts serve: the gateway's composed API schema by introspection
 (with a real token), each node's subgraph by ``_service { sdl }``.
 """
@@ -154,17 +154,14 @@ def samples(data_dir: Path) -> Samples:
 
 
 @pytest.fixture(scope="package")
-def fuzz_trust(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTrust]:
-    trust = Trust(tmp_path_factory.mktemp("fuzz-trust"))
-    fuzz = None
+def fuzz_trust(demo_trust: Trust) -> Iterator[FuzzTrust]:
+    """The shared demo trust (tests/conftest.py): fuzzing only asks; the ledgers are read
+    from marks taken before each request, so earlier users' entries do not matter."""
+    fuzz = FuzzTrust(demo_trust)
     try:
-        fuzz = FuzzTrust(trust)
         yield fuzz
     finally:
-        if fuzz is not None:
-            fuzz.close()
-        if trust.process.poll() is None:
-            trust.stop()
+        fuzz.close()
 
 
 __all__ = ["FUZZ", "NODES", "FuzzTrust", "fuzz_trust"]

@@ -95,9 +95,27 @@ class RunningTrust:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, browser) -> Iterator[RunningTrust]:
+    """The module's own trust: for journeys that change consent, opt-outs or policy."""
     from tests._trust import Trust
 
     trust = Trust(tmp_path_factory.mktemp("web-trust"))
+    try:
+        yield RunningTrust(trust)
+    finally:
+        trust.stop()
+
+
+@pytest.fixture(scope="package")
+def shared_running(tmp_path_factory, browser) -> Iterator[RunningTrust]:
+    """One trust for the modules that only sign in, look and ask (a module opts in by
+    overriding ``running`` with it), so each does not wait for its own ``datatrust up``.
+    They leave consent, opt-outs and the published policy as the demo made them; at most
+    the console gets a draft. Not the session's demo trust: that one stops before
+    tests/test_up.py, whose restart must not meet another trust's live feed.
+    """
+    from tests._trust import Trust
+
+    trust = Trust(tmp_path_factory.mktemp("web-shared-trust"))
     try:
         yield RunningTrust(trust)
     finally:

@@ -34,6 +34,14 @@ from tests.web.conftest import DESKTOP, MOBILE, ROOT, SCREENSHOTS, WCAG_TAGS
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(scope="module")
+def running(shared_running):
+    """The web tests' shared trust (tests/web/conftest.py): this module changes no
+    consent, opt-out or policy."""
+    return shared_running
+
+
 MAX_PAGES = 40
 """Pages per app and visitor; the demo has under twenty, so hitting this means a link loop."""
 MAX_VARIANTS = 3

@@ -25,6 +25,14 @@ from tests.web.test_citizen_portal import check_page, sign_in, watch_csp
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(scope="module")
+def running(shared_running):
+    """The web tests' shared trust (tests/web/conftest.py): this module changes no
+    consent, opt-out or policy."""
+    return shared_running
+
+
 HOSPITAL = "University Hospitals Coventry and Warwickshire NHS Trust"
 RESEARCH = "{ patients(first: 1000) { pseudonym birthYear encounters { start } } }"
 

@@ -1,8 +1,8 @@
 """The analyst explorer in a real browser, against a real trust: ask, see table, chart and map.
 
-One ``datatrust up`` serves the module. The analyst signs in on the identity server's page,
-runs the saved planning query and reads the answer; the same journey works without
-JavaScript and with the keyboard alone. Every page is checked with axe-core for WCAG 2.2
+The web tests' shared ``datatrust up`` serves it. The analyst signs in on the identity
+server's page, runs the saved planning query and reads the answer; the same journey works
+without JavaScript and with the keyboard alone. Every page is checked with axe-core for WCAG 2.2
 A/AA and photographed at desktop and mobile widths into ``artifacts/screenshots/``.
 """
 
@@ -19,6 +19,14 @@ from tests.web.conftest import DESKTOP
 from tests.web.test_citizen_portal import check_page, watch_csp
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def running(shared_running):
+    """The web tests' shared trust (tests/web/conftest.py): this module changes no
+    consent, opt-out or policy."""
+    return shared_running
+
 
 PLANNING = "Hospital encounters, open care episodes and footfall by area"
 

@@ -20,6 +20,14 @@ from tests.web.conftest import DESKTOP
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(scope="module")
+def running(shared_running):
+    """The web tests' shared trust (tests/web/conftest.py): this module changes no
+    consent, opt-out or policy."""
+    return shared_running
+
+
 USERS = {"portal": "citizen", "console": "dpo", "explorer": "analyst"}
 PREFIXES = {"portal": "", "console": "/console", "explorer": "/explorer"}
 EVIL = ["//evil.example/x", "https://evil.example/x", "/\\evil.example", "javascript:alert(1)"]
