@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -131,37 +132,63 @@ def _filter_errors(
     return errors
 
 
+@dataclass(frozen=True, slots=True)
+class _AskedUses:
+    """What ``/uses`` and ``/uses.csv`` both show: the citizen's uses under the filters."""
+
+    session: Any
+    person_name: str | None
+    rows: list[Use]
+    failed: list[ConsentNode]
+    filters: dict[str, str]
+    organisations: list[tuple[str, str]]
+    purposes: list[tuple[str, str]]
+    errors: dict[str, str]
+    shown: list[Use]
+
+
+async def _asked_uses(portal: _Portal, request: Request) -> _AskedUses | Response:
+    """The signed-in citizen's uses, filtered as the query asks; else a sign-in redirect."""
+    session = portal.sessions.load(request)
+    tokens = await portal.citizen(session)
+    if tokens is None:
+        return portal.redirect(session, "/sign-in?next=/uses")
+    rows, failed = await _uses(portal, tokens.access_token)
+    filters = _filters(request)
+    organisations, purposes = _options(rows)
+    errors = _filter_errors(filters, organisations, purposes)
+    shown = (
+        []
+        if errors
+        else filter_uses(rows, agency=filters["organisation"], purpose=filters["purpose"])
+    )
+    return _AskedUses(
+        session, tokens.name, rows, failed, filters, organisations, purposes, errors, shown
+    )
+
+
 def uses_page(portal: _Portal) -> Callable[[Request], Any]:
     """GET ``/uses``: the citizen's uses, newest first, filtered by organisation and purpose."""
 
     async def endpoint(request: Request) -> Response:
-        session = portal.sessions.load(request)
-        tokens = await portal.citizen(session)
-        if tokens is None:
-            return portal.redirect(session, "/sign-in?next=/uses")
-        rows, failed = await _uses(portal, tokens.access_token)
-        filters = _filters(request)
-        organisations, purposes = _options(rows)
-        errors = _filter_errors(filters, organisations, purposes)
-        shown = (
-            []
-            if errors
-            else filter_uses(rows, agency=filters["organisation"], purpose=filters["purpose"])
-        )
+        asked = await _asked_uses(portal, request)
+        if isinstance(asked, Response):
+            return asked
+        filters, errors = asked.filters, asked.errors
         query = "" if errors else urlencode({k: v for k, v in filters.items() if v})
         response = portal.page(
             request,
-            session,
+            asked.session,
             "uses.html",
             signed_in=True,
             nav_here="/uses",
-            person_name=tokens.name,
-            uses=shown,
-            total=len(rows),
-            failed=failed,
+            person_name=asked.person_name,
+            uses=asked.shown,
+            total=len(asked.rows),
+            failed=asked.failed,
             filters=filters,
-            organisations=organisations,
-            purposes=purposes,
+            organisations=asked.organisations,
+            purposes=asked.purposes,
             csv_href="/uses.csv" + (f"?{query}" if query else ""),
             errors=errors,
             error_summary=[{"target": key, "text": text} for key, text in errors.items()],
@@ -176,21 +203,18 @@ def uses_csv_file(portal: _Portal) -> Callable[[Request], Any]:
     """GET ``/uses.csv``: the same rows as ``/uses`` with the same filters, as a download."""
 
     async def endpoint(request: Request) -> Response:
-        session = portal.sessions.load(request)
-        tokens = await portal.citizen(session)
-        if tokens is None:
-            return portal.redirect(session, "/sign-in?next=/uses")
-        rows, failed = await _uses(portal, tokens.access_token)
-        filters = _filters(request)
-        organisations, purposes = _options(rows)
-        if _filter_errors(filters, organisations, purposes):
-            return portal.redirect(session, "/uses")
-        shown = filter_uses(rows, agency=filters["organisation"], purpose=filters["purpose"])
+        asked = await _asked_uses(portal, request)
+        if isinstance(asked, Response):
+            return asked
+        if asked.errors:
+            return portal.redirect(asked.session, "/uses")
         headers = {"Content-Disposition": 'attachment; filename="who-used-your-data.csv"'}
-        if failed:  # say so in the file's response too: the download is incomplete
-            headers["X-Datatrust-Missing"] = ", ".join(node.id for node in failed)
-        response = Response(uses_csv(shown), media_type="text/csv; charset=utf-8", headers=headers)
-        portal.sessions.save(response, session)
+        if asked.failed:  # say so in the file's response too: the download is incomplete
+            headers["X-Datatrust-Missing"] = ", ".join(node.id for node in asked.failed)
+        response = Response(
+            uses_csv(asked.shown), media_type="text/csv; charset=utf-8", headers=headers
+        )
+        portal.sessions.save(response, asked.session)
         return response
 
     return endpoint
