@@ -23,7 +23,8 @@ smaller data for a first look: ``--readings 100000 --persons 10000``.
 3. A 50-area two-node query (footfall at the council, encounter counts at health) at
    concurrency 1 and 16 (httpx.AsyncClient, keep-alive), p50/p95 latency and throughput:
    through our gateway, through Apollo's, and, as the baseline, each node's part of it
-   sent to the node directly (the exact fetches our gateway's plan makes). Target: ours at
+   sent to the node directly (the fetches of the sequential plan Apollo's gateway makes:
+   ours asks the council for the keys first, then both nodes at once). Target: ours at
    least as fast as Apollo's (ratio <= 1.0 at p50 and in time per request).
 4. The planning query (all 203 areas: footfall and air quality at the council, encounter
    counts at health, open care episodes at social care, over the seeded quarter) through
@@ -31,7 +32,8 @@ smaller data for a first look: ``--readings 100000 --persons 10000``.
    database: the statements are captured by executing the gateway's plan in this process
    against the node's store with the permit the node's published policy decides for the
    same token (checked to give the same answer as the gateway), then replayed on a raw
-   connection. Target: within 1.5x of the slowest node's direct SQL. ``--profile N``
+   connection. Target: within 1.5x of the slowest node's direct SQL; the table also
+   gives the floor two CPUs set (the three nodes' SQL at once). ``--profile N``
    then runs cProfile over N requests of each query through our gateway, in process.
 
 Every node and the gateway limit each client to ``rate_limit_per_minute`` with bursts of
@@ -771,7 +773,9 @@ async def benchmark(
     )
     if apollo and not same:
         raise RuntimeError("our gateway and Apollo's answer the two-node query differently")
-    two_plan = plan_operation(supergraph, TWO_NODE_QUERY)
+    # The direct baseline is each node's share in one request, one node after the other,
+    # as @apollo/gateway plans it (our gateway asks the council for keys first instead).
+    two_plan = plan_operation(supergraph, TWO_NODE_QUERY, keys_first=False)
     targets += direct_targets(two_plan, run, tool, headers)
 
     cells: list[Cell] = []
@@ -812,7 +816,8 @@ async def benchmark(
         variants: dict[str, Callable[[], Any]] = {"our gateway": ours}
         if apollo:
             variants["@apollo/gateway"] = timed_posts(client, apollo, planning, headers)
-        for target in direct_targets(planning_plan, run, tool, headers):
+        shares = plan_operation(supergraph, PLANNING_QUERY, keys_first=False)
+        for target in direct_targets(shares, run, tool, headers):
             variants[f"{target.name} (HTTPS)"] = timed_posts(
                 node_client, target.url, target.body, headers
             )
@@ -925,7 +930,8 @@ def report(
     medians = {name: statistics.median(values) for name, values in samples.items()}
     sql = {name.split(" node")[0]: m for name, m in medians.items() if "direct SQL" in name}
     slowest = max(sql, key=sql.get)
-    critical = sql["council"] + max(v for k, v in sql.items() if k != "council")
+    cpus = os.cpu_count() or 1
+    floor = max(max(sql.values()), sum(sql.values()) / cpus)
     ratio = medians["our gateway"] / sql[slowest]
     plan_table.add_row(
         f"our gateway / slowest node's SQL ({slowest})",
@@ -934,10 +940,10 @@ def report(
         f"target <= 1.5 {verdict(ratio, 1.5)}",
     )
     plan_table.add_row(
-        "our gateway / SQL critical path (council, then slowest entity node)",
-        f"{medians['our gateway'] / critical:.2f}x",
+        f"our gateway / the nodes' SQL all at once on {cpus} CPUs (its floor)",
+        f"{medians['our gateway'] / floor:.2f}x",
         "",
-        "the plan's two steps run in sequence",
+        f"floor {ms(floor)} ms: the slowest node's SQL or all SQL / CPUs",
     )
     if "@apollo/gateway" in medians:
         plan_table.add_row(

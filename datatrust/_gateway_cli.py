@@ -43,6 +43,13 @@ def plan(
     operation_name: Annotated[
         str | None, typer.Option(help="Which operation, when the document has several.")
     ] = None,
+    keys_first: Annotated[
+        bool,
+        typer.Option(
+            help="Plan as the gateway does by default: every node's share of an entity at "
+            "once, after its keys (--no-keys-first: the first node's fields before the rest)."
+        ),
+    ] = True,
 ) -> None:
     """Print the query plan: each step's fetches, the node each goes to and what it asks."""
     from datatrust.federation.gateway import format_plan, plan_operation
@@ -54,7 +61,9 @@ def plan(
     else:
         text = query
     console.print(
-        format_plan(plan_operation(local_supergraph(), text, operation_name)),
+        format_plan(
+            plan_operation(local_supergraph(), text, operation_name, keys_first=keys_first)
+        ),
         highlight=False,
         markup=False,
     )

@@ -175,6 +175,7 @@ def create_trust_gateway(settings: GatewaySettings) -> Starlette:
         limits=settings.query_limits,
         introspection=settings.introspection,
         recompose_seconds=settings.recompose_seconds,
+        keys_first=settings.keys_first_plans,
         on_refusal=refused_early,
     )
     metrics = OperationalMetrics(app.state.metrics_registry, "gateway")

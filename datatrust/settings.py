@@ -235,6 +235,15 @@ class GatewaySettings(_Settings):
             "How often to fetch every node's SDL again and recompose if it changed; 0 never."
         ),
     )
+    keys_first_plans: bool = Field(
+        True,
+        description=(
+            "Plan so that every node answers at once: a node's own fields of an entity that "
+            "other nodes also add to are fetched after its keys, alongside theirs, instead "
+            "of before them (one more, cheap, call to that node). False: fewer calls, nodes "
+            "one after another."
+        ),
+    )
     token_leeway_seconds: int = Field(
         30,
         ge=0,

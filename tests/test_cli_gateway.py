@@ -34,3 +34,21 @@ def test_the_query_can_come_from_standard_input_and_a_bad_one_is_named():
     )
     assert bad.returncode == 2
     assert "Cannot query field 'nope' on type 'Query'" in bad.stderr
+
+
+def test_the_planning_query_asks_every_node_at_once_unless_no_keys_first():
+    query = (
+        '{ areas(first: 5) { code name footfall(since: "2026-10-01") encounterCount '
+        "openCareEpisodes } }"
+    )
+    runner = CliRunner()
+    keys_first = runner.invoke(app, ["gateway", "plan", query])
+    sequential = runner.invoke(app, ["gateway", "plan", "--no-keys-first", query])
+    assert keys_first.exit_code == 0, keys_first.output
+    assert sequential.exit_code == 0, sequential.output
+    assert keys_first.output.count('Fetch(service: "council")') == 2
+    parallel = keys_first.output[keys_first.output.index("Parallel {") :]
+    assert 'footfall(since: "2026-10-01")' in parallel
+    assert 'Fetch(service: "council")' in parallel
+    assert sequential.output.count('Fetch(service: "council")') == 1
+    assert sequential.output.index("footfall") < sequential.output.index("Parallel {")

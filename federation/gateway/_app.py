@@ -99,6 +99,7 @@ def create_gateway_app(
     introspection: bool = True,
     on_refusal: Refused | None = None,
     recompose_seconds: float = 30.0,
+    keys_first: bool = True,
 ) -> Starlette:
     """A Starlette app answering GraphQL across ``subgraphs`` (node name -> /graphql URL).
 
@@ -113,6 +114,7 @@ def create_gateway_app(
     ``introspection`` false refuses ``__schema``/``__type`` (``on_refusal`` hears of
     both kinds of refusal, for the embedding process's audit); every ``recompose_seconds``
     (0: never) the nodes' SDL is fetched again and the supergraph recomposed if it changed.
+    ``keys_first`` chooses the plans that ask every node at once (see ``plan_operation``).
     """
     gateway = Gateway(
         subgraphs,
@@ -124,6 +126,7 @@ def create_gateway_app(
         introspection=introspection,
         on_refusal=on_refusal,
         recompose_seconds=recompose_seconds,
+        keys_first=keys_first,
     )
     metrics = _Metrics()
 

@@ -123,6 +123,7 @@ class Gateway:
         introspection: bool = True,
         recompose_seconds: float = 30.0,
         on_refusal: Refused | None = None,
+        keys_first: bool = True,
     ) -> None:
         if not subgraphs:
             raise CompositionError("the gateway needs at least one subgraph URL")
@@ -135,6 +136,7 @@ class Gateway:
         self.introspection = introspection
         self.on_refusal = on_refusal
         self.recompose_seconds = recompose_seconds
+        self.keys_first = keys_first
         self.supergraph: Supergraph | None = None
         self.problems: dict[str, str] = dict.fromkeys(self.urls, "SDL not fetched yet")
         self._plans: PlanCache | None = None
@@ -184,7 +186,8 @@ class Gateway:
                 "recomposed the supergraph: the schema of %s changed",
                 ", ".join(f"'{name}'" for name in changed),
             )
-        self.supergraph, self._plans, self._sdl = supergraph, PlanCache(supergraph), sdl
+        plans = PlanCache(supergraph, keys_first=self.keys_first)
+        self.supergraph, self._plans, self._sdl = supergraph, plans, sdl
         self._report(problems)
         return supergraph
 

@@ -3,6 +3,14 @@
 A field the current subgraph resolves stays in its fetch; a field of an entity that it
 cannot resolve moves to a pending ``_entities`` fetch to an owner one step later, and the
 current fetch gains the entity's ``__typename`` and key fields to build representations.
+
+With ``keys_first`` (the gateway's default), when other subgraphs will be asked about an
+entity in the next step anyway, the current subgraph's costly fields of that entity (those
+taking arguments or selecting further: aggregates, related records) go to that step too,
+as an ``_entities`` fetch to itself, and the current fetch keeps the keys and plain
+attributes. Every node's share then runs at once: a planning query waits for the slowest node's
+aggregates instead of the council's and then the slowest other node's, one after the
+other, at the price of one more (cheap) call to the first node.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class Pending:
 @dataclass
 class Planner:
     supergraph: Supergraph
+    keys_first: bool = True
     pending: dict[tuple[int, str], list[Pending]] = field(default_factory=dict)
 
     @property
@@ -57,16 +66,21 @@ class Planner:
         """The part of ``selections`` that ``service`` resolves; the rest becomes pending."""
         if not is_object_type(parent):
             return self._split_abstract(selections, parent, service, path, step)
-        local: list[Selection] = []
+        mine: list[Selection] = []
         remote: dict[str, list[Selection]] = {}
         for selection in selections:
             assert isinstance(selection, SelectedField)  # fragments on objects are flattened
             owners = self.supergraph.owners_of(parent.name, selection.name)
             if selection.name == "__typename" or service in owners:
-                local.append(self._descend(selection, service, path, step))
+                mine.append(selection)
             else:
                 owner = self._owner(parent.name, selection.name, owners, service)
                 remote.setdefault(owner, []).append(selection)
+        if remote and self.keys_first and self._keys(parent.name, service):
+            mine, deferred = self._keep_keys(mine, parent.name, service)
+            if deferred:
+                remote = {service: deferred, **remote}
+        local = [self._descend(selection, service, path, step) for selection in mine]
         added: list[Selection] = []
         for owner, fields in remote.items():
             key = self._key(parent.name, owner, service)
@@ -75,6 +89,26 @@ class Planner:
             target = EntityTarget(path, parent.name, keys)
             self.pending.setdefault((step + 1, owner), []).append(Pending(target, inner))
         return (*added, *local)
+
+    def _keep_keys(
+        self, local: list[Selection], type_name: str, service: str
+    ) -> tuple[list[Selection], list[Selection]]:
+        """``local`` split into what this fetch keeps and what waits for the next step's
+        ``_entities`` call to ``service``: fields that take arguments or select further
+        (aggregates over a period, related records) wait; ``__typename``, keys and plain
+        attributes, which come with the keys' own row, stay."""
+        keys = {name for key in self._keys(type_name, service) for name in key}
+        kept: list[Selection] = []
+        deferred: list[Selection] = []
+        for selection in local:
+            assert isinstance(selection, SelectedField)
+            if selection.arguments or selection.selections:
+                deferred.append(selection)
+            else:
+                kept.append(selection)
+        if any(s.response_key in keys for s in deferred if isinstance(s, SelectedField)):
+            return local, []  # a client alias takes a key's name: keep the plain plan
+        return kept, deferred
 
     def _split_abstract(
         self,

@@ -1,6 +1,7 @@
 """Three small strawberry Federation 2.7 subgraphs and a network that routes httpx to them.
 
-Subgraph ``a`` owns ``Area`` (name, footfall) and the root fields; ``b`` adds
+Subgraph ``a`` owns ``Area`` (name, footfall, and ``monthlyFootfall`` with a ``month``
+argument) and the root fields; ``b`` adds
 ``encounterCount`` (with a ``year`` argument) and ``c`` adds ``openCareEpisodes``. The
 network records every request per host and can make a host fail or stall.
 """
@@ -32,6 +33,10 @@ class AreaA:
     code: strawberry.ID
     name: str
     footfall: int
+
+    @strawberry.field
+    def monthly_footfall(self, month: int = 1) -> int:
+        return self.footfall // 12 + month
 
     @classmethod
     def resolve_reference(cls, code: strawberry.ID) -> AreaA:

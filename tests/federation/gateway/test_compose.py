@@ -21,6 +21,7 @@ def test_composes_the_three_subgraphs_into_one_api_schema(supergraph: Supergraph
         "  code: ID!\n"
         "  name: String!\n"
         "  footfall: Int!\n"
+        "  monthlyFootfall(month: Int! = 1): Int!\n"
         "  encounterCount(year: Int! = 2024): Int!\n"
         "  openCareEpisodes: Int!\n"
         "}\n"
@@ -39,6 +40,7 @@ def test_records_which_subgraphs_resolve_each_field_and_by_which_keys(
         ("Area", "code"): ("a", "b", "c"),
         ("Area", "name"): ("a",),
         ("Area", "footfall"): ("a",),
+        ("Area", "monthlyFootfall"): ("a",),
         ("Area", "encounterCount"): ("b",),
         ("Area", "openCareEpisodes"): ("c",),
         ("Query", "areas"): ("a",),

@@ -67,6 +67,42 @@ async def test_fields_from_three_subgraphs_take_one_root_call_and_one_entities_c
     assert network.queries("c")[0]["variables"] == {"representations": REPRESENTATIONS}
 
 
+async def test_keys_first_asks_the_root_node_again_alongside_the_others_and_merges_all(
+    supergraph: Supergraph, network: Network
+) -> None:
+    result = await _run(
+        supergraph,
+        network,
+        "{ areas { code name monthlyFootfall(month: 3) encounterCount openCareEpisodes } }",
+    )
+    assert result == {
+        "data": {
+            "areas": [
+                {
+                    "code": "E01009522",
+                    "name": "Coventry 014A",
+                    "monthlyFootfall": 129,
+                    "encounterCount": 42,
+                    "openCareEpisodes": 7,
+                },
+                {
+                    "code": "S01008417",
+                    "name": "Balerno",
+                    "monthlyFootfall": 28,
+                    "encounterCount": 5,
+                    "openCareEpisodes": 1,
+                },
+            ]
+        }
+    }
+    root, entities = network.queries("a")
+    assert "monthlyFootfall" not in root["query"]
+    assert "name" in root["query"]
+    assert entities["variables"] == {"representations": REPRESENTATIONS}
+    assert "monthlyFootfall(month: 3)" in entities["query"]
+    assert [len(network.queries(host)) for host in ("b", "c")] == [1, 1]
+
+
 async def test_each_area_is_represented_once_even_when_reached_twice(
     supergraph: Supergraph, network: Network
 ) -> None:

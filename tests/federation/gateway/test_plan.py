@@ -65,10 +65,111 @@ DEMO_PLAN = """QueryPlan {
 }"""
 
 
+KEYS_FIRST = """
+query Demo {
+  areas { code name monthlyFootfall(month: 3) encounterCount openCareEpisodes }
+}
+"""
+
+KEYS_FIRST_PLAN = """QueryPlan {
+  Sequence {
+    Fetch(service: "a") {
+      {
+        areas {
+          __typename
+          code
+          name
+        }
+      }
+    },
+    Parallel {
+      Flatten(path: "areas.@") {
+        Fetch(service: "a") {
+          {
+            ... on Area {
+              __typename
+              code
+            }
+          } =>
+          {
+            ... on Area {
+              monthlyFootfall(month: 3)
+            }
+          }
+        },
+      },
+      Flatten(path: "areas.@") {
+        Fetch(service: "b") {
+          {
+            ... on Area {
+              __typename
+              code
+            }
+          } =>
+          {
+            ... on Area {
+              encounterCount
+            }
+          }
+        },
+      },
+      Flatten(path: "areas.@") {
+        Fetch(service: "c") {
+          {
+            ... on Area {
+              __typename
+              code
+            }
+          } =>
+          {
+            ... on Area {
+              openCareEpisodes
+            }
+          }
+        },
+      },
+    },
+  },
+}"""
+
+
 def test_format_plan_of_the_demo_query_reads_like_an_apollo_query_plan(
     supergraph: Supergraph,
 ) -> None:
-    assert format_plan(plan_operation(supergraph, DEMO)) == DEMO_PLAN
+    assert format_plan(plan_operation(supergraph, DEMO, keys_first=False)) == DEMO_PLAN
+
+
+def test_keys_first_asks_the_first_node_for_keys_then_every_node_at_once(
+    supergraph: Supergraph,
+) -> None:
+    """The default plan: a's field with an argument (an aggregate, say) waits for the step
+    b's and c's run in, so the three nodes' work runs together rather than a's first; the
+    plain attribute ``name`` comes with the keys."""
+    plan = plan_operation(supergraph, KEYS_FIRST)
+    assert format_plan(plan) == KEYS_FIRST_PLAN
+    assert [[fetch.service for fetch in step] for step in plan.steps] == [["a"], ["a", "b", "c"]]
+
+
+def test_keys_first_changes_nothing_when_no_other_node_is_asked(supergraph: Supergraph) -> None:
+    for query in (
+        "{ areas { code name monthlyFootfall } }",
+        "{ areas { name footfall encounterCount } }",  # nothing costly at a: nothing waits
+    ):
+        assert plan_operation(supergraph, query) == plan_operation(
+            supergraph, query, keys_first=False
+        )
+
+
+def test_keys_first_keeps_the_plain_plan_when_an_alias_takes_a_keys_name(
+    supergraph: Supergraph,
+) -> None:
+    query = "{ areas { code: monthlyFootfall(month: 2) encounterCount } }"
+    assert plan_operation(supergraph, query) == plan_operation(supergraph, query, keys_first=False)
+
+
+def test_the_plan_cache_plans_keys_first_unless_told_not_to(supergraph: Supergraph) -> None:
+    assert len(PlanCache(supergraph).plan(KEYS_FIRST).steps[1]) == 3
+    assert len(PlanCache(supergraph, keys_first=False).plan(KEYS_FIRST).steps[1]) == 2
 
 
 def test_a_query_one_subgraph_answers_is_one_fetch_without_sequence(
@@ -119,6 +220,7 @@ def test_named_and_inline_fragments_are_expanded_and_aliases_kept(
         supergraph,
         "{ areas { ...Counts ... on Area { label: name } } }"
         " fragment Counts on Area { seen: encounterCount }",
+        keys_first=False,
     )
     assert [[f.operation for f in step] for step in plan.steps] == [
         ["{\n  areas {\n    __typename\n    code\n    label: name\n  }\n}"],
