@@ -7,7 +7,10 @@ issuer configured, every data request is refused: access to data is never anonym
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
+
+import httpx
 
 from datatrust._ratelimit import RateLimiter
 from datatrust.errors import AuthenticationFailed, SettingsError
@@ -43,8 +46,9 @@ def trusted_issuers(settings) -> list[IssuerSetting]:
     for member in (*directory.members, *directory.agencies):
         for issuer in member.issuers:
             agencies.setdefault((issuer.issuer, issuer.jwks_uri), []).append(member.agency)
+    trust_ca = getattr(settings, "tls_ca", None)  # the trust's identity server may use it
     return [
-        IssuerSetting(issuer=issuer, jwks_url=jwks, agencies=sorted(set(names)))
+        IssuerSetting(issuer=issuer, jwks_url=jwks, agencies=sorted(set(names)), ca_file=trust_ca)
         for (issuer, jwks), names in sorted(agencies.items())
     ]
 
@@ -85,6 +89,7 @@ def build_authenticator(
         },
         audience,
         leeway_seconds=leeway_seconds,
+        http_client=_jwks_client(issuers),
     )
 
     def authenticate(authorization: str | None) -> Requester:
@@ -105,3 +110,20 @@ def build_authenticator(
         )
 
     return authenticate
+
+
+def _jwks_client(issuers: Sequence[IssuerSetting]) -> httpx.Client | None:
+    """The HTTP client for the issuers' JWKS: the system's CAs plus each issuer's own
+    ``ca_file`` (None, the validator's default client, when no issuer names one)."""
+    ca_files = sorted({setting.ca_file for setting in issuers if setting.ca_file is not None})
+    if not ca_files:
+        return None
+    context = ssl.create_default_context()
+    for ca_file in ca_files:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as error:
+            raise SettingsError(
+                f"the issuer CA file {ca_file} cannot be read as a PEM certificate: {error}"
+            ) from None
+    return httpx.Client(timeout=5.0, verify=context)

@@ -58,6 +58,14 @@ class IssuerSetting(BaseModel):
         min_length=1, description="The agencies this issuer may speak for (the agency claim)."
     )
     algorithms: list[str] = Field(["ES256"], description="Signature algorithms pinned for it.")
+    ca_file: Path | None = Field(
+        None,
+        description=(
+            "A CA certificate (PEM) trusted for the HTTPS of this issuer's JWKS URL, besides "
+            "the system's CAs: for an issuer whose certificate a private CA signs. Issuers "
+            "from the trust directory get the trust CA (tls_ca) here by themselves."
+        ),
+    )
 
 
 class _Settings(BaseModel):

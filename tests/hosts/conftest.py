@@ -10,9 +10,10 @@ Made the way an operator would make it for several machines:
    certificate (an issuer off loopback must be https: the directory refuses plain http), the
    directory's endpoints and issuer moved likewise and re-signed with ``datatrust directory
    sign``;
-4. every part started with ``datatrust serve`` inside its own namespace, all at once, with
-   the trust CA as the system's CA file (``SSL_CERT_FILE``), as an operator installs an
-   organisation's CA, so the nodes and the gateway can fetch the issuer's keys over https.
+4. every part started with ``datatrust serve`` inside its own namespace, all at once. The
+   nodes and the gateway fetch the issuer's keys over https trusting the trust CA, as the
+   directory's issuers get it (``tls_ca``) by themselves; nothing is added to the system's
+   CAs for them (only this test process's own token requests use ``trusting``).
 
 Then every call (test process to gateway, gateway to node, node to identity server) crosses
 the bridge between namespaces, with mutual TLS between the gateway and the nodes.
@@ -104,8 +105,9 @@ class HostedTrust:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("DATATRUST_")},
-                "SSL_CERT_FILE": self.run["tls"]["ca"],
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("DATATRUST_") and k != "SSL_CERT_FILE"
             },
         )
         log.close()

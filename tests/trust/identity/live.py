@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import uvicorn
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from datatrust.network import TlsFiles
 from datatrust.trust.identity import (
     DemoAccounts,
     IdentityService,
@@ -41,6 +43,7 @@ class LiveIdentity:
     partner_key: ECKey
     server: uvicorn.Server
     thread: threading.Thread
+    ca_file: Path | None = None  # served over HTTPS with a certificate this CA signed
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -51,7 +54,10 @@ class LiveIdentity:
         if scope is not None:
             data["scope"] = scope
         response = httpx.post(
-            f"{self.url}/token", data=data, auth=(client, self.accounts.client_secrets[client])
+            f"{self.url}/token",
+            data=data,
+            auth=(client, self.accounts.client_secrets[client]),
+            verify=ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True,
         )
         assert response.status_code == 200, response.text
         return response.json()
@@ -113,11 +119,15 @@ def sign_in(
 
 
 @contextmanager
-def running_identity(data_dir: Path, **settings) -> Iterator[LiveIdentity]:
+def running_identity(
+    data_dir: Path, tls: TlsFiles | None = None, **settings
+) -> Iterator[LiveIdentity]:
+    """The identity server on a free loopback port; over HTTPS with ``tls``'s certificate."""
     sock = socket.socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else 40 ms per request
     sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    scheme = "https" if tls else "http"
+    url = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
     identity_settings = IdentitySettings(
         issuer=url,
         audiences=settings.pop("audiences", (GATEWAY, COUNCIL_NODE)),
@@ -136,7 +146,8 @@ def running_identity(data_dir: Path, **settings) -> Iterator[LiveIdentity]:
         jwks={"keys": [partner_key.as_dict(private=False)]},
     )
     app = create_identity_app(identity_settings, service)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    served_tls = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **served_tls))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -144,7 +155,9 @@ def running_identity(data_dir: Path, **settings) -> Iterator[LiveIdentity]:
         if time.monotonic() > deadline:
             raise RuntimeError("the identity server did not start within 10 seconds")
         time.sleep(0.01)
-    live = LiveIdentity(url, service, accounts, partner_key, server, thread)
+    live = LiveIdentity(
+        url, service, accounts, partner_key, server, thread, tls.ca if tls else None
+    )
     try:
         yield live
     finally:
