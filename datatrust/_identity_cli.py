@@ -46,6 +46,13 @@ def _identity_settings(settings: IdentityServerSettings):
     )
 
 
+def open_identity_service(settings: IdentityServerSettings):
+    """The identity service (store and key ring) the settings describe."""
+    from datatrust.trust.identity import IdentityService
+
+    return IdentityService(_identity_settings(settings))
+
+
 def ensure_demo_accounts(settings: IdentityServerSettings) -> dict | None:
     """Create the demo people and clients on first run; return their credentials then only."""
     path = credentials_path(settings.data_dir)

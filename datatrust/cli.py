@@ -505,6 +505,11 @@ from datatrust._gateway_cli import gateway_app  # noqa: E402
 app.add_typer(gateway_app, name="gateway")
 
 
+from datatrust._identity_admin_cli import identity_admin_app  # noqa: E402
+
+app.add_typer(identity_admin_app, name="identity")
+
+
 from datatrust._doctor_cli import doctor_command  # noqa: E402
 
 app.command("doctor")(doctor_command)
