@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,7 +38,15 @@ from datatrust.web._redirects import START_PAGE, safe_next
 from datatrust.web._responses import SessionResponses, session_codec
 from datatrust.web._security import SecurityHeaders
 from datatrust.web._session import Session
-from datatrust.web._signin import PendingSignIn, SignInClient, TokenSet
+from datatrust.web._signin import (
+    STALE,
+    SignInClient,
+    TokenSet,
+    begin_sign_in,
+    finish_sign_in,
+    returning_sign_in,
+    sign_out_of,
+)
 
 __all__ = ["create_portal_app"]
 
@@ -166,15 +173,13 @@ def create_portal_app(settings: PortalSettings) -> Starlette:
         next_path = safe_next(request.query_params.get("next"))
         if await portal.citizen(session) is not None:
             return portal.redirect(session, next_path)
-        pending = PendingSignIn.start(next_path)
-        session.set("pending", pending.as_dict())
-        return portal.redirect(session, portal.signin.authorization_url(pending))
+        return portal.redirect(session, begin_sign_in(session, portal.signin, next_path))
 
     async def callback(request: Request) -> Response:
         session = portal.sessions.load(request)
-        pending = PendingSignIn.from_dict(session.pop("pending"))
         params = request.query_params
-        if pending is None or pending.is_expired or params.get("state") != pending.state:
+        pending, problem = returning_sign_in(session, params)
+        if problem == STALE:
             return portal.error(
                 session,
                 400,
@@ -184,7 +189,7 @@ def create_portal_app(settings: PortalSettings) -> Starlette:
                     "the start page."
                 ],
             )
-        if "error" in params or not params.get("code"):
+        if pending is None:  # REFUSED
             return portal.error(
                 session,
                 400,
@@ -205,18 +210,13 @@ def create_portal_app(settings: PortalSettings) -> Starlette:
                     "Sign in with your own account, not a work account."
                 ],
             )
-        session.renew()  # a new session (and CSRF token) for the signed-in person
-        session.set("tokens", tokens.as_dict())
-        session.set("signed_in_at", int(time.time()))
+        finish_sign_in(session, tokens)
         return portal.redirect(session, safe_next(pending.next))
 
     async def sign_out(request: Request) -> Response:
         session = portal.sessions.load(request)
         await read_form(request, session)
-        tokens = TokenSet.from_dict(session.get("tokens"))
-        if tokens is not None:
-            await portal.signin.revoke(tokens)
-        session.renew()
+        await sign_out_of(session, portal.signin)
         return portal.redirect(session, START_PAGE)
 
     async def choices(request: Request) -> Response:

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -27,7 +28,17 @@ from joserfc.jwk import KeySet
 
 from datatrust.errors import AuthenticationFailed, PeerError
 
-__all__ = ["PendingSignIn", "SignInClient", "TokenSet"]
+__all__ = [
+    "REFUSED",
+    "STALE",
+    "PendingSignIn",
+    "SignInClient",
+    "TokenSet",
+    "begin_sign_in",
+    "finish_sign_in",
+    "returning_sign_in",
+    "sign_out_of",
+]
 
 SCOPE = "openid profile"
 ID_TOKEN_ALGORITHMS = ("ES256",)
@@ -97,6 +108,51 @@ class TokenSet:
             return cls(**data)
         except TypeError:
             return None
+
+
+STALE = "stale"
+"""A sign-in answer that did not start in this browser's session, or came back too late."""
+REFUSED = "refused"
+"""A sign-in answer without a code: the person cancelled, or the identity server refused."""
+
+
+def begin_sign_in(session: Any, signin: SignInClient, next_path: str) -> str:
+    """Remember a fresh sign-in in ``session``; the identity server URL to send the browser to.
+
+    The portal, the DPO console and the analyst explorer all sign in this way; each says in
+    its own words what went wrong.
+    """
+    pending = PendingSignIn.start(next_path)
+    session.set("pending", pending.as_dict())
+    return signin.authorization_url(pending)
+
+
+def returning_sign_in(
+    session: Any, params: Mapping[str, str]
+) -> tuple[PendingSignIn | None, str | None]:
+    """The sign-in an authorization answer completes, taken out of ``session`` (used once),
+    or why it cannot be: ``STALE`` or ``REFUSED``."""
+    pending = PendingSignIn.from_dict(session.pop("pending"))
+    if pending is None or pending.is_expired or params.get("state") != pending.state:
+        return None, STALE
+    if "error" in params or not params.get("code"):
+        return None, REFUSED
+    return pending, None
+
+
+def finish_sign_in(session: Any, tokens: TokenSet) -> None:
+    """A new session (and CSRF token) for the person now signed in, holding their tokens."""
+    session.renew()
+    session.set("tokens", tokens.as_dict())
+    session.set("signed_in_at", int(time.time()))
+
+
+async def sign_out_of(session: Any, signin: SignInClient) -> None:
+    """Revoke the session's tokens at the identity server and start a new, empty session."""
+    tokens = TokenSet.from_dict(session.get("tokens"))
+    if tokens is not None:
+        await signin.revoke(tokens)
+    session.renew()
 
 
 class SignInClient:

@@ -214,7 +214,11 @@ def test_uplinks_published_with_qos_1_become_rows_and_raise_footfall(
         subscriber.close()
     assert readings(council) == expected_readings(range(1, 11))
     assert subscriber.ingest.totals.messages == 10
-    assert (before or 0) + sum(range(1, 11)) == footfall(council, identity)
+    # 55 people came in, published under the agreement's disclosure control: cell-key
+    # perturbation (at most 3 either way, keyed by the node's secret salt) and rounding, so
+    # the figure is within 5 of 55 however the salt falls, and never the None of no data.
+    assert before is None
+    assert abs(footfall(council, identity) - sum(range(1, 11))) <= 5
 
 
 def test_a_redelivered_message_duplicates_nothing(council, application, monkeypatch):

@@ -17,7 +17,6 @@ agency is the token's, never the URL's. Every POST goes through ``read_form`` (C
 from __future__ import annotations
 
 import logging
-import time
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +31,13 @@ from datatrust.settings import PortalSettings
 from datatrust.web._csrf import BadForm, CsrfRefused, read_form
 from datatrust.web._redirects import safe_next
 from datatrust.web._session import Session
-from datatrust.web._signin import PendingSignIn, TokenSet
+from datatrust.web._signin import (
+    STALE,
+    begin_sign_in,
+    finish_sign_in,
+    returning_sign_in,
+    sign_out_of,
+)
 from datatrust.web.console import _agreement_form as forms
 from datatrust.web.console import _documents as docs
 from datatrust.web.console import _purpose_form as purpose_forms
@@ -80,15 +85,13 @@ def create_console_app(settings: PortalSettings) -> Starlette:
             next_path = PREFIX + "/"
         if await console.dpo(session) is not None:
             return console.redirect(session, next_path)
-        pending = PendingSignIn.start(next_path)
-        session.set("pending", pending.as_dict())
-        return console.redirect(session, console.signin.authorization_url(pending))
+        return console.redirect(session, begin_sign_in(session, console.signin, next_path))
 
     async def callback(request: Request) -> Response:
         session = console.sessions.load(request)
-        pending = PendingSignIn.from_dict(session.pop("pending"))
         params = request.query_params
-        if pending is None or pending.is_expired or params.get("state") != pending.state:
+        pending, problem = returning_sign_in(session, params)
+        if problem == STALE:
             return console.error(
                 session,
                 400,
@@ -96,7 +99,7 @@ def create_console_app(settings: PortalSettings) -> Starlette:
                 heading="Sign in again",
                 paragraphs=["Your sign-in did not start here, or it took too long."],
             )
-        if "error" in params or not params.get("code"):
+        if pending is None:  # REFUSED
             return console.error(
                 session,
                 400,
@@ -121,18 +124,13 @@ def create_console_app(settings: PortalSettings) -> Starlette:
                 heading="This service is for data protection officers",
                 paragraphs=[detail, "Sign in with a data protection officer's account."],
             )
-        session.renew()
-        session.set("tokens", tokens.as_dict())
-        session.set("signed_in_at", int(time.time()))
+        finish_sign_in(session, tokens)
         return console.redirect(session, pending.next)
 
     async def sign_out(request: Request) -> Response:
         session = console.sessions.load(request)
         await read_form(request, session)
-        tokens = TokenSet.from_dict(session.get("tokens"))
-        if tokens is not None:
-            await console.signin.revoke(tokens)
-        session.renew()
+        await sign_out_of(session, console.signin)
         return console.redirect(session, PREFIX + "/signed-out")
 
     async def signed_out(request: Request) -> Response:

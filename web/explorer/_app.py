@@ -19,7 +19,6 @@ import functools
 import hmac
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,16 @@ from datatrust.web._csrf import BadForm, CsrfRefused, read_form
 from datatrust.web._redirects import safe_next
 from datatrust.web._responses import SessionResponses, session_codec
 from datatrust.web._session import Session
-from datatrust.web._signin import SCOPE, PendingSignIn, SignInClient, TokenSet
+from datatrust.web._signin import (
+    SCOPE,
+    STALE,
+    SignInClient,
+    TokenSet,
+    begin_sign_in,
+    finish_sign_in,
+    returning_sign_in,
+    sign_out_of,
+)
 from datatrust.web.explorer._analyst import AnalystAuthenticator, NotAnAnalyst
 from datatrust.web.explorer._columns import query_columns
 from datatrust.web.explorer._gateway import GatewayClient
@@ -263,15 +271,13 @@ def create_explorer_app(settings: PortalSettings) -> Starlette:
         next_path = _explorer_next(request.query_params.get("next"))
         if await ex.analyst(session) is not None:
             return ex.redirect(session, next_path)
-        pending = PendingSignIn.start(next_path)
-        session.set("pending", pending.as_dict())
-        return ex.redirect(session, ex.signin.authorization_url(pending))
+        return ex.redirect(session, begin_sign_in(session, ex.signin, next_path))
 
     async def callback(request: Request) -> Response:
         session = ex.sessions.load(request)
-        pending = PendingSignIn.from_dict(session.pop("pending"))
         params = request.query_params
-        if pending is None or pending.is_expired or params.get("state") != pending.state:
+        pending, problem = returning_sign_in(session, params)
+        if problem == STALE:
             return ex.error(
                 session,
                 400,
@@ -279,7 +285,7 @@ def create_explorer_app(settings: PortalSettings) -> Starlette:
                 heading="Sign in again",
                 paragraphs=["Your sign-in did not start here, or it took too long."],
             )
-        if "error" in params or not params.get("code"):
+        if pending is None:  # REFUSED
             return ex.error(
                 session,
                 400,
@@ -304,18 +310,13 @@ def create_explorer_app(settings: PortalSettings) -> Starlette:
         except (AuthenticationFailed, DatatrustError) as error:
             logger.info("explorer sign-in refused: %s", error.message)
             return ex.error(session, 403, signed_in=False, heading="You are not signed in")
-        session.renew()
-        session.set("tokens", tokens.as_dict())
-        session.set("signed_in_at", int(time.time()))
+        finish_sign_in(session, tokens)
         return ex.redirect(session, _explorer_next(pending.next))
 
     async def sign_out(request: Request) -> Response:
         session = ex.sessions.load(request)
         await read_form(request, session)
-        tokens = TokenSet.from_dict(session.get("tokens"))
-        if tokens is not None:
-            await ex.signin.revoke(tokens)
-        session.renew()
+        await sign_out_of(session, ex.signin)
         return ex.redirect(session, PREFIX + "/")
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
