@@ -174,9 +174,9 @@ def subscribe(
     broker_address(broker)  # refuse a bad URL before touching the store
     if not topics:
         raise SettingsError("no topic to subscribe to; give at least one --topic")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from datatrust._logs import configure_logging
+
+    configure_logging("json")  # a long-running service, logged as `serve` logs (JSON lines)
     engine = _store(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

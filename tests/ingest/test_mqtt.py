@@ -318,6 +318,27 @@ def test_killing_the_subscriber_mid_stream_loses_nothing_published_with_qos_1(
     assert "period_in" not in log
 
 
+def test_the_subscriber_logs_json_lines_as_served_processes_do(council, application, tmp_path):
+    """``ingest mqtt`` runs as a service (Compose's council-mqtt): its log is JSON lines."""
+    command = [
+        *(sys.executable, "-m", "datatrust", "ingest", "mqtt", "--node", "council"),
+        *("--data-dir", str(council.data_dir), "--broker", BROKER),
+        *("--topic", f"v3/{application}@ttn/devices/+/up", "--client-id", f"log-{application}"),
+    ]
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        wait_for(lambda: "subscribed to 1 topic" in stderr.read_text(), what="the subscription")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+    lines = [json.loads(line) for line in stderr.read_text().splitlines()]
+    assert {line["logger"] for line in lines} >= {"datatrust.ingest.mqtt"}
+    assert any(line["message"] == "subscribed to 1 topic(s) with QoS 1" for line in lines)
+    assert all({"time", "level", "message"} <= set(line) for line in lines)
+
+
 def test_a_broker_url_that_is_not_mqtt_is_refused_by_name(council):
     result = subprocess.run(
         [
