@@ -163,7 +163,14 @@ def _write_head(path: Path, seq: int, entry_hash: str) -> None:
     # into each other's temporary file.
     temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        temporary.write_text(json.dumps({"seq": seq, "entry_hash": entry_hash}), encoding="utf-8")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, json.dumps({"seq": seq, "entry_hash": entry_hash}).encode())
+            # On disk before the rename: a power cut then leaves the old head or the new
+            # one, never an empty file that verify would take for tampering (~0.3 ms).
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
