@@ -58,9 +58,9 @@ def ensure_demo_accounts(settings: IdentityServerSettings) -> dict | None:
     path = credentials_path(settings.data_dir)
     if path.exists():
         return None
-    from datatrust.trust.identity import IdentityService, create_demo_accounts
+    from datatrust.trust.identity import create_demo_accounts
 
-    accounts = create_demo_accounts(IdentityService(_identity_settings(settings)))
+    accounts = create_demo_accounts(open_identity_service(settings))
     credentials = {"passwords": accounts.passwords, "client_secrets": accounts.client_secrets}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
